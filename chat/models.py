@@ -1,0 +1,47 @@
+"""Rooms and the messages posted in them."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+# What a Channels group name allows, so a room name is also a safe group suffix.
+ROOM_NAME_MAX_LENGTH = 64
+room_name_validator = RegexValidator(
+    r"\A[A-Za-z0-9._-]{1,64}\Z",
+    "A room name is 1 to 64 letters, digits, hyphens, underscores or dots.",
+)
+MESSAGE_BODY_MAX_LENGTH = 2000
+
+
+class Room(models.Model):
+    name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, validators=[room_name_validator])
+    created = models.DateTimeField(auto_now_add=True)
+    last_activity = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-last_activity"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def group_name(self) -> str:
+        return f"chat.{self.name}"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    body = models.TextField(max_length=MESSAGE_BODY_MAX_LENGTH)
+    created = models.DateTimeField(auto_now_add=True)
+    # Chosen by the form that sent the message: a resend carries the same token.
+    token = models.UUIDField()
+
+    class Meta:
+        indexes = [models.Index(fields=["room", "-id"], name="message_room_latest")]
+        constraints = [
+            models.UniqueConstraint(fields=["author", "token"], name="message_author_token_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author} in {self.room}: {self.body[:40]}"

@@ -1,0 +1,25 @@
+"""Reads: rooms for the lobby, the history a room page or a reconnecting socket shows."""
+
+from django.db.models import QuerySet
+
+from .models import Message, Room
+
+HISTORY_LENGTH = 50
+
+
+def room_list_recent(*, limit: int = 100) -> QuerySet[Room]:
+    return Room.objects.order_by("-last_activity", "-id")[:limit]
+
+
+def room_get(*, name: str) -> Room | None:
+    return Room.objects.filter(name=name).first()
+
+
+def room_history(*, room: Room, limit: int = HISTORY_LENGTH) -> list[Message]:
+    """The latest `limit` messages of a room, oldest first."""
+    latest = Message.objects.filter(room=room).select_related("author").order_by("-id")[:limit]
+    return list(reversed(latest))
+
+
+def room_has_messages_after(*, room: Room, message_id: int) -> bool:
+    return Message.objects.filter(room=room, id__gt=message_id).exists()

@@ -1,0 +1,79 @@
+"""Writes: entering a room, posting a message, fanning it out to the room.
+
+Both paths call these: the no-JavaScript views and the WebSocket consumer.
+A message is validated by MessageForm, saved in one transaction (idempotent by
+its form token), rendered once, and only then broadcast to the room's group.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import fragments
+from .forms import MessageForm
+from .models import Message, Room
+
+logger = logging.getLogger(__name__)
+
+# A Redis that hangs instead of refusing costs at most this long per broadcast.
+BROADCAST_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Posted:
+    message: Message
+    created: bool  # False when this was a resend of a message already stored
+    html: str  # the fragment every member receives, rendered once
+
+
+def room_get_or_create(*, name: str) -> Room:
+    room, _ = Room.objects.get_or_create(name=name)
+    return room
+
+
+def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str, Any]) -> Posted:
+    """Validate and save a message; a resend (same author and token) returns the stored one.
+
+    Raises ValidationError with messages fit to show the sender.
+    """
+    if author is None or not author.is_authenticated:
+        raise ValidationError("Log in to chat.")
+    form = MessageForm(data)
+    if not form.is_valid():
+        raise ValidationError([error for errors in form.errors.values() for error in errors])
+    body, token = form.cleaned_data["message"], form.cleaned_data["token"]
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(room=room, author=author, body=body, token=token)
+            Room.objects.filter(pk=room.pk).update(last_activity=timezone.now())
+        created = True
+    except IntegrityError:
+        message = Message.objects.select_related("room").get(author=author, token=token)
+        created = False
+    message.author = author
+    return Posted(message=message, created=created, html=fragments.message_appended(message=message))
+
+
+async def message_broadcast(*, posted: Posted) -> bool:
+    """Send the rendered message to its room. False (and logged) if the layer failed."""
+    layer = get_channel_layer()
+    event = {"type": "chat.message", "id": posted.message.pk, "html": posted.html}
+    try:
+        await asyncio.wait_for(layer.group_send(posted.message.room.group_name, event), BROADCAST_TIMEOUT)
+    except Exception as exc:  # the message is saved; peers catch up from the database
+        logger.warning("broadcast of message %s failed: %r", posted.message.pk, exc)
+        return False
+    return True
+
+
+def message_broadcast_on_commit(*, posted: Posted) -> None:
+    """For synchronous callers (the views): broadcast once the transaction has committed."""
+    transaction.on_commit(lambda: async_to_sync(message_broadcast)(posted=posted))
