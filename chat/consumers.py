@@ -14,7 +14,6 @@ from django.core.exceptions import ValidationError
 from . import fragments, selectors, services
 from .models import Room, room_name_validator
 
-
 # Larger frames are refused unread: a 2,000-character message in htmx's JSON,
 # with its headers and the worst-case escaping, stays well below this.
 MAX_FRAME_CHARS = 16 * 1024

@@ -26,7 +26,9 @@ class MessageForm(forms.Form):
         },
     )
     # Idempotency: the form carries a fresh token; a resend of the same form reuses it.
-    token = forms.UUIDField(widget=forms.HiddenInput, error_messages={"required": "The form is stale: reload the page."})
+    token = forms.UUIDField(
+        widget=forms.HiddenInput, error_messages={"required": "The form is stale: reload the page."}
+    )
 
 
 class SignupForm(UserCreationForm):

@@ -86,17 +86,17 @@ TEMPLATES = [
 ASGI_APPLICATION = "project.asgi.application"
 
 # A SQLite file by default; DATABASE_URL (postgres://…) for real deployments.
-# CONN_MAX_AGE stays 0 for SQLite; PostgreSQL keeps connections for a minute and
-# checks them before use, so long-lived consumers never reuse a dead one.
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Under ASGI every consumer's ORM call may land on another thread, so Django's
+# persistent connections (CONN_MAX_AGE) would pile up idle per thread: instead
+# connections close after each use and PostgreSQL reuses them from psycopg's pool.
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
+        "timeout": 10,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many daphne threads share the file: wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
@@ -105,12 +105,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One place for the channel layer: the in-memory layer for a single process,
-# Redis (REDIS_URL) when there are several.
+# Redis (REDIS_URL) when there are several. CHANNEL_LAYER picks the Redis flavour:
+# "redis" (default, RedisChannelLayer) or "redis-pubsub" (RedisPubSubChannelLayer);
+# `python -m tests.bench` measures both.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_LAYER_BACKENDS = {
+    "redis": "channels_redis.core.RedisChannelLayer",
+    "redis-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "") or "redis"
+if CHANNEL_LAYER not in REDIS_LAYER_BACKENDS:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER must be one of {', '.join(REDIS_LAYER_BACKENDS)}.")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": REDIS_LAYER_BACKENDS[CHANNEL_LAYER],
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

@@ -1,0 +1,347 @@
+"""The load generator: N WebSocket clients in one room, one signed-in sender, latency and delivery counts.
+
+The clients are written here on asyncio streams (RFC 6455 handshake and framing
+fit in a page), so the bench needs nothing beyond the project's requirements.
+Every wait is bounded; `run_load` returns one dict of figures.
+"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+# The message text carries what a receiver needs: its sequence number and send time.
+BODY_RE = re.compile(r"bench#(\d+)@([0-9.]+)")
+# Ours: the message fragment, `<li id="message-<pk>" ...><p class="body">TEXT</p>`.
+OURS_MESSAGE_RE = re.compile(r'<li id="message-\d+"[^>]*>.*?<p class="body">bench#(\d+)@([0-9.]+)</p>', re.DOTALL)
+OURS_ERRORS_RE = re.compile(r'id="compose-errors"[^>]*>(<p>.*?)</div>', re.DOTALL)
+# Any string works: the consumer ignores it, as the WebSocket path has no CSRF check.
+CSRF_PLACEHOLDER = "bench" * 12 + "csrf"
+
+
+class HandshakeError(Exception):
+    pass
+
+
+class WebSocket:
+    """A client connection: send text, receive text, answer pings, close."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.close_code: int | None = None
+
+    def _write_frame(self, opcode: int, payload: bytes) -> None:
+        # Clients mask every frame (RFC 6455 5.3).
+        length = len(payload)
+        if length < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+        elif length < 1 << 16:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+        key = os.urandom(4)
+        mask = (key * (length // 4 + 1))[:length]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(length, "big")
+        self.writer.write(head + key + masked)
+
+    async def send_text(self, text: str) -> None:
+        self._write_frame(OP_TEXT, text.encode())
+        await self.writer.drain()
+
+    async def recv(self) -> str | None:
+        """The next text message, or None once the connection is closed (close_code says how)."""
+        parts: list[bytes] = []
+        try:
+            while True:
+                first, second = await self.reader.readexactly(2)
+                opcode, length = first & 0x0F, second & 0x7F
+                if length == 126:
+                    (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+                payload = await self.reader.readexactly(length) if length else b""
+                if opcode == OP_PING:
+                    self._write_frame(OP_PONG, payload)
+                elif opcode == OP_CLOSE:
+                    self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                    return None
+                elif opcode in (OP_TEXT, OP_BINARY, OP_CONTINUATION):
+                    parts.append(payload)
+                    if first & 0x80:  # FIN
+                        return b"".join(parts).decode("utf-8", "replace")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.close_code = self.close_code or 1006
+            return None
+
+    def close(self) -> None:
+        """Say goodbye without waiting for the answer (the bench closes a thousand at once)."""
+        try:
+            self._write_frame(OP_CLOSE, struct.pack("!H", 1000))
+        except (ConnectionError, RuntimeError):
+            pass
+        self.writer.close()
+
+
+async def ws_connect(host: str, port: int, path: str, *, origin: str, cookie: str = "") -> WebSocket:
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+            f"Origin: {origin}",
+        ]
+        if cookie:
+            lines.append(f"Cookie: {cookie}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if status.split(" ")[1:2] != ["101"]:
+            raise HandshakeError(status.partition(" ")[2] or "no status")
+        if base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()) not in head:
+            raise HandshakeError("bad Sec-WebSocket-Accept")
+    except BaseException:
+        writer.close()
+        raise
+    return WebSocket(reader, writer)
+
+
+# --- the scenario ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadSpec:
+    app: str  # "ours" (htmx JSON in, HTML fragments out) or "tutorial" (JSON in, JSON out)
+    ports: list[int]  # one per server process; receivers are split evenly, the sender uses the first
+    path: str  # the room's socket path
+    page_url: str  # what htmx sends as HX-Current-URL
+    cookie: str  # the sender's session cookie
+    clients: int
+    rate: float  # messages per second
+    duration: float  # seconds of sending
+    connect_timeout: float = 30.0
+    settle: float = 3.0  # idle time after the connects, before memory is read and sending starts
+    drain: float = 10.0  # how long to wait for the last deliveries after the last send
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Receiver:
+    ws: WebSocket
+    seen: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)  # seconds, one per first delivery
+    deliveries: int = 0
+    duplicates: int = 0
+    other_frames: int = 0
+    last_delivery: float = 0.0  # time.time()
+    closing: bool = False
+    dropped: Counter = field(default_factory=Counter)  # close codes of sockets the server ended early
+
+
+def percentiles(values: list[float], points: tuple[float, ...], scale: float = 1.0) -> dict[str, float | None]:
+    """Nearest-rank percentiles (100 = max), scaled (e.g. seconds to milliseconds)."""
+    ordered = sorted(values)
+    result: dict[str, float | None] = {}
+    for point in points:
+        name = "max" if point == 100 else f"p{point:g}"
+        if not ordered:
+            result[name] = None
+        else:
+            rank = min(len(ordered), max(1, math.ceil(point / 100 * len(ordered))))
+            result[name] = round(ordered[rank - 1] * scale, 1)
+    return result
+
+
+def parse_deliveries(app: str, text: str) -> list[tuple[int, float]]:
+    if app == "ours":
+        return [(int(seq), float(sent)) for seq, sent in OURS_MESSAGE_RE.findall(text)]
+    try:
+        message = json.loads(text).get("message", "")
+    except (ValueError, AttributeError):
+        return []
+    match = BODY_RE.fullmatch(message) if isinstance(message, str) else None
+    return [(int(match[1]), float(match[2]))] if match else []
+
+
+async def read_receiver(app: str, receiver: Receiver, tally: Tally) -> None:
+    while True:
+        text = await receiver.ws.recv()
+        now = time.time()
+        if text is None:
+            if not tally.closing:
+                tally.dropped[receiver.ws.close_code] += 1
+            return
+        found = parse_deliveries(app, text)
+        if not found:
+            tally.other_frames += 1
+        for seq, sent_at in found:
+            if seq in receiver.seen:
+                tally.duplicates += 1
+                continue
+            receiver.seen.add(seq)
+            tally.deliveries += 1
+            tally.latencies.append(now - sent_at)
+            tally.last_delivery = now
+
+
+async def read_sender(app: str, ws: WebSocket, tally: Tally, errors: Counter) -> None:
+    while (text := await ws.recv()) is not None:
+        if app == "ours":
+            for error in OURS_ERRORS_RE.findall(text):
+                errors[re.sub(r"<[^>]+>", " ", error).strip()] += 1
+    if not tally.closing:
+        errors[f"sender socket closed ({ws.close_code})"] += 1
+
+
+def htmx_frame(fields: dict[str, str], trigger: str, page_url: str) -> str:
+    """What htmx's ws-send sends for a form: its fields plus the request headers under HEADERS."""
+    headers = {
+        "HX-Request": "true",
+        "HX-Trigger": trigger,
+        "HX-Trigger-Name": None,
+        "HX-Target": trigger,
+        "HX-Current-URL": page_url,
+    }
+    return json.dumps({**fields, "HEADERS": headers})
+
+
+def message_frame(spec: LoadSpec, seq: int) -> str:
+    body = f"bench#{seq}@{time.time():.6f}"
+    if spec.app == "tutorial":
+        return json.dumps({"message": body})
+    fields = {"csrfmiddlewaretoken": CSRF_PLACEHOLDER, "token": str(uuid.uuid4()), "message": body}
+    return htmx_frame(fields, "compose", spec.page_url)
+
+
+def sync_frame(spec: LoadSpec) -> str:
+    """Ours only: the page's #sync form, sent on every socket open (the room was empty when 'loaded')."""
+    return htmx_frame({"after": "0"}, "sync", spec.page_url)
+
+
+async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]]) -> dict[str, Any]:
+    """Connect everyone, let them idle, send at the fixed rate, wait for the deliveries, close."""
+    origin = f"http://{spec.host}:{spec.ports[0]}"
+    tally = Tally()
+    sender_errors: Counter = Counter()
+    tasks: list[asyncio.Task] = []
+    receivers: list[Receiver] = []
+    result: dict[str, Any] = {"clients": spec.clients}
+
+    sender = await asyncio.wait_for(
+        ws_connect(spec.host, spec.ports[0], spec.path, origin=origin, cookie=spec.cookie), spec.connect_timeout
+    )
+    try:
+        tasks.append(asyncio.create_task(read_sender(spec.app, sender, tally, sender_errors)))
+        if spec.app == "ours":
+            await sender.send_text(sync_frame(spec))
+        await asyncio.sleep(1.0)
+        before = sample_servers()
+
+        # All receivers at once.
+        connect_times: list[float] = []
+        failures: Counter = Counter()
+
+        async def join(index: int) -> None:
+            port = spec.ports[index % len(spec.ports)]
+            started = time.perf_counter()
+            try:
+                ws = await asyncio.wait_for(
+                    ws_connect(spec.host, port, spec.path, origin=f"http://{spec.host}:{port}"),
+                    spec.connect_timeout,
+                )
+            except TimeoutError:
+                failures["timeout"] += 1
+                return
+            except HandshakeError as error:
+                failures[f"HTTP {error}"] += 1
+                return
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+                failures[type(error).__name__] += 1
+                return
+            connect_times.append(time.perf_counter() - started)
+            receiver = Receiver(ws)
+            receivers.append(receiver)
+            tasks.append(asyncio.create_task(read_receiver(spec.app, receiver, tally)))
+            if spec.app == "ours":
+                await ws.send_text(sync_frame(spec))
+
+        storm_started = time.perf_counter()
+        await asyncio.gather(*(join(index) for index in range(spec.clients)))
+        result["connect_storm_s"] = round(time.perf_counter() - storm_started, 2)
+        result["connected"] = len(receivers)
+        result["failed_connects"] = spec.clients - len(receivers)
+        result["failure_reasons"] = dict(failures)
+        result["connect_ms"] = percentiles(connect_times, (50, 95, 100), 1000)
+
+        await asyncio.sleep(spec.settle)
+        idle = sample_servers()
+        result["rss_before_kib"], result["rss_idle_kib"] = before["rss_kib"], idle["rss_kib"]
+        result["kib_per_connection"] = (
+            round((idle["rss_kib"] - before["rss_kib"]) / len(receivers), 1) if receivers else None
+        )
+        result["dropped_while_idle"] = sum(tally.dropped.values())
+
+        # Sending at a fixed rate, whatever the answers.
+        count = max(1, round(spec.rate * spec.duration))
+        started = time.monotonic()
+        first_send = time.time()
+        for seq in range(count):
+            delay = started + seq / spec.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await sender.send_text(message_frame(spec, seq))
+        send_done = time.monotonic()
+
+        deadline = time.monotonic() + spec.drain
+        expected = count * spec.clients
+        while time.monotonic() < deadline:
+            open_receivers = len(receivers) - sum(tally.dropped.values())
+            if tally.deliveries >= count * open_receivers:
+                break
+            await asyncio.sleep(0.1)
+        after = sample_servers()
+
+        result["sent"] = count
+        result["send_s"] = round(send_done - started, 2)
+        result["expected"] = expected
+        result["deliveries"] = tally.deliveries
+        result["delivered_ratio"] = round(tally.deliveries / expected, 5) if expected else None
+        result["duplicates"] = tally.duplicates
+        result["other_frames"] = tally.other_frames
+        result["latency_ms"] = percentiles(tally.latencies, (50, 95, 99, 100), 1000)
+        span = tally.last_delivery - first_send
+        result["deliveries_per_s"] = round(tally.deliveries / span, 1) if tally.deliveries and span > 0 else 0.0
+        result["dropped"] = {str(code): n for code, n in tally.dropped.items()}
+        result["server_cpu_s_sending"] = round(after["cpu_s"] - idle["cpu_s"], 2)
+        result["sender_errors"] = dict(sender_errors)
+        return result
+    finally:
+        tally.closing = True
+        sender.close()
+        for receiver in receivers:
+            receiver.ws.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)

@@ -1,0 +1,88 @@
+pytest_plugins = ["tests.livesupport"]
+
+"""Shared fixtures: users, rooms, and WebSocket communicators on the real ASGI app."""
+
+import json
+from collections.abc import AsyncIterator, Callable
+from uuid import uuid4
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from chat.models import Room
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own in-memory layer (no groups left over from another test)."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return User.objects.create_user("alice", password="correct-horse-battery")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return User.objects.create_user("bob", password="correct-horse-battery")
+
+
+@pytest.fixture
+def room(db) -> Room:
+    return Room.objects.create(name="lobby-talk")
+
+
+def message_frame(text: str, token: str | None = None) -> str:
+    """What htmx's ws-send sends for the compose form."""
+    return json.dumps(
+        {
+            "message": text,
+            "token": token or str(uuid4()),
+            "csrfmiddlewaretoken": "x",
+            "HEADERS": {"HX-Request": "true", "HX-Trigger": "compose", "HX-Current-URL": "http://testserver/"},
+        }
+    )
+
+
+def session_cookie(user: User) -> bytes:
+    """A real login session for `user`, as the browser's Cookie header."""
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.fixture
+async def connect(transactional_db) -> AsyncIterator[Callable]:
+    """Open communicators on the real ASGI app (origin check, auth, routing) and close them after the test."""
+    from project.asgi import application
+
+    opened: list[WebsocketCommunicator] = []
+
+    async def _connect(room_name: str, user: User | None = None) -> WebsocketCommunicator:
+        headers = [(b"origin", b"http://localhost")]
+        if user is not None:
+            headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+        communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        opened.append(communicator)
+        return communicator
+
+    yield _connect
+    for communicator in opened:
+        await communicator.disconnect()
+
+
+async def receive_all(communicator: WebsocketCommunicator, timeout: float = 0.3) -> list[str]:
+    """Every frame that arrives until none has come for `timeout` seconds."""
+    frames = []
+    while not await communicator.receive_nothing(timeout=timeout):
+        frames.append(await communicator.receive_from())
+    return frames

@@ -1,0 +1,231 @@
+"""The room socket: live fan-out of server-rendered fragments, and refusing bad frames."""
+
+import json
+from uuid import uuid4
+
+from channels.db import database_sync_to_async
+from django.test import Client
+
+from chat.models import Message
+
+from .conftest import message_frame, receive_all
+
+count_messages = database_sync_to_async(lambda: Message.objects.count())
+
+
+async def test_both_members_receive_the_senders_message_as_an_oob_fragment(connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    await sender.send_to(text_data=message_frame("hello, bob"))
+
+    reader_frames = await receive_all(reader)
+    sender_frames = await receive_all(sender)
+    assert len(reader_frames) == 1
+    assert 'hx-swap-oob="beforeend:#messages"' in reader_frames[0]
+    assert "hello, bob" in reader_frames[0]
+    assert reader_frames[0] in sender_frames
+    assert await count_messages() == 1
+
+
+async def test_the_sender_gets_an_empty_input_and_a_fresh_token(connect, alice):
+    sender = await connect("general", alice)
+    token = str(uuid4())
+
+    await sender.send_to(text_data=message_frame("clear me", token))
+
+    frames = await receive_all(sender)
+    reset = next(frame for frame in frames if 'id="compose-message"' in frame)
+    assert 'value=""' in reset
+    assert 'hx-swap-oob="true"' in reset
+    assert 'id="compose-token"' in reset and token not in reset
+
+
+async def test_a_member_of_another_room_receives_nothing(connect, alice, bob):
+    sender = await connect("general", alice)
+    elsewhere = await connect("random", bob)
+
+    await sender.send_to(text_data=message_frame("only for general"))
+
+    assert await elsewhere.receive_nothing(timeout=0.3)
+
+
+async def test_every_message_moves_the_pages_cursor(connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    await sender.send_to(text_data=message_frame("cursor"))
+
+    [frame] = await receive_all(reader)
+    message = await database_sync_to_async(Message.objects.get)()
+    assert f'id="sync-after" name="after" value="{message.pk}" hx-swap-oob="true"' in frame
+
+
+BAD_FRAMES = {
+    "empty": message_frame(""),
+    "blank": message_frame("    "),
+    "oversized": message_frame("x" * 2001),
+    "huge frame": message_frame("x" * 100_000),
+    "not JSON": "this is not json {",
+    "JSON list": "[1, 2, 3]",
+    "wrong type": json.dumps({"message": 42, "token": str(uuid4())}),
+    "null message": json.dumps({"message": None, "token": str(uuid4())}),
+    "no token": json.dumps({"message": "hi"}),
+}
+
+
+async def test_bad_frames_get_an_error_fragment_store_nothing_and_keep_the_socket_usable(connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    for name, frame in BAD_FRAMES.items():
+        await sender.send_to(text_data=frame)
+        reply = await sender.receive_from()
+        assert 'id="compose-errors"' in reply, name
+        assert 'hx-swap-oob="true"' in reply, name
+        assert "<p>" in reply, name
+        assert await reader.receive_nothing(timeout=0.05), name
+    await sender.send_to(bytes_data=b"\x00\x01")
+    assert "Send text frames." in await sender.receive_from()
+
+    assert await count_messages() == 0
+    await sender.send_to(text_data=message_frame("still works"))
+    assert "still works" in (await receive_all(reader))[0]
+
+
+async def test_an_anonymous_socket_reads_live_but_cannot_post(connect, alice):
+    anonymous = await connect("general")
+    member = await connect("general", alice)
+
+    await anonymous.send_to(text_data=message_frame("let me in"))
+    reply = await anonymous.receive_from()
+    assert "Log in to chat." in reply
+    assert await member.receive_nothing(timeout=0.1)
+    assert await count_messages() == 0
+
+    await member.send_to(text_data=message_frame("anyone can read this"))
+    assert "anyone can read this" in (await receive_all(anonymous))[0]
+
+
+async def test_html_in_a_message_arrives_escaped(connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    await sender.send_to(text_data=message_frame("<script>alert(1)</script>"))
+
+    [frame] = await receive_all(reader)
+    assert "<script>" not in frame
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in frame
+
+
+async def test_a_resent_message_is_stored_and_shown_once(connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+    frame = message_frame("sent twice", str(uuid4()))
+
+    await sender.send_to(text_data=frame)
+    await sender.send_to(text_data=frame)
+
+    assert len([f for f in await receive_all(reader) if "sent twice" in f]) == 1
+    sender_frames = await receive_all(sender)
+    assert len([f for f in sender_frames if 'id="compose-message"' in f]) == 2  # both answered as success
+    assert await count_messages() == 1
+
+
+async def test_a_post_without_javascript_reaches_live_members(connect, alice, bob):
+    reader = await connect("general", bob)
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+
+    response = await database_sync_to_async(client.post)(
+        "/chat/general/", {"message": "from a form", "token": str(uuid4())}
+    )
+
+    assert response.status_code == 302
+    [frame] = await receive_all(reader)
+    assert "from a form" in frame
+
+
+async def test_a_bad_room_name_is_closed_with_a_code_htmx_does_not_retry(connect):
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/bad%20name/", headers=[(b"origin", b"http://localhost")]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    closed = await communicator.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4404}
+    await communicator.wait()
+
+
+async def test_a_foreign_origin_is_refused(connect):
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/general/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+def sync_frame(after) -> str:
+    """What the page's hidden #sync form sends each time the socket opens."""
+    return json.dumps({"after": str(after), "HEADERS": {"HX-Request": "true", "HX-Trigger": "sync"}})
+
+
+create_messages = database_sync_to_async(
+    lambda room, author, n: [
+        Message.objects.create(room=room, author=author, body=f"missed {i}", token=uuid4()).pk for i in range(n)
+    ]
+)
+
+
+async def test_a_page_that_is_up_to_date_gets_nothing_on_connect(connect, room, alice):
+    [last] = await create_messages(room, alice, 1)
+    page = await connect(room.name)
+
+    await page.send_to(text_data=sync_frame(last))
+
+    assert await page.receive_nothing(timeout=0.2)
+
+
+async def test_a_page_that_missed_messages_gets_the_history_replaced_once_in_order(connect, room, alice):
+    ids = await create_messages(room, alice, 3)
+    page = await connect(room.name)
+
+    await page.send_to(text_data=sync_frame(ids[0]))
+
+    [frame] = await receive_all(page)
+    assert '<ol id="messages" hx-swap-oob="innerHTML">' in frame
+    assert frame.index("missed 0") < frame.index("missed 1") < frame.index("missed 2")
+    assert f'value="{ids[-1]}" hx-swap-oob="true"' in frame
+
+
+async def test_a_broadcast_arriving_after_the_replaced_history_that_holds_it_is_skipped(connect, room, alice):
+    from channels.layers import get_channel_layer
+
+    [saved] = await create_messages(room, alice, 1)
+    page = await connect(room.name)
+    await page.send_to(text_data=sync_frame(0))
+    assert "missed 0" in (await receive_all(page))[0]
+
+    # The broadcast of that message was still queued for this socket: appending it would show it twice.
+    layer = get_channel_layer()
+    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved, "html": "late duplicate"})
+    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved + 1, "html": "a newer one"})
+
+    assert await receive_all(page) == ["a newer one"]
+
+
+async def test_a_garbled_cursor_counts_as_showing_nothing(connect, room, alice):
+    await create_messages(room, alice, 1)
+    page = await connect(room.name)
+
+    await page.send_to(text_data=sync_frame("garbage"))
+
+    assert "missed 0" in (await receive_all(page))[0]
