@@ -5,14 +5,17 @@ frames are documented in docs/protocol.md.
 """
 
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import ValidationError
 
-from . import fragments, selectors, services
+from . import fragments, layer_watch, selectors, services
 from .models import Room, room_name_validator
+
+logger = logging.getLogger(__name__)
 
 # Larger frames are refused unread: a 2,000-character message in htmx's JSON,
 # with its headers and the worst-case escaping, stays well below this.
@@ -29,9 +32,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
         self.room = None
-        # Ids this socket already got through a history replacement, so a
-        # broadcast queued meanwhile is not appended a second time.
-        self.replaced_ids: set[int] = set()
+        # The seq of the newest message this socket has shown (None: not known yet).
+        self.seq: int | None = None
         try:
             room_name_validator(self.room_name)
         except ValidationError:
@@ -39,19 +41,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_ROOM)
             return
         self.group_name = f"chat.{self.room_name}"
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
+        self.joined = await self.join()
+        layer_watch.watch(self.channel_name)
+
+    async def join(self) -> bool:
+        """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
+        try:
+            await self.channel_layer.group_add(self.group_name, self.channel_name)
+        except Exception as exc:
+            logger.warning("joining %s failed, will retry when the layer is back: %r", self.group_name, exc)
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group_name"):
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            layer_watch.unwatch(self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            except Exception as exc:  # the layer is down; its groups went with it
+                logger.info("leaving %s failed: %r", self.group_name, exc)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data, problem = parse_frame(text_data)
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif "after" in data:
-            await self.catch_up(data["after"])
+            await self.catch_up(after_id=parse_cursor(data["after"]))
         else:
             await self.post(data)
 
@@ -71,31 +87,53 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.room = services.room_get_or_create(name=self.room_name)
         return services.message_post(room=self.room, author=self.scope.get("user"), data=data)
 
-    async def catch_up(self, after: str) -> None:
-        """The page says which message it shows last; if it missed any, resend the history."""
-        html = await database_sync_to_async(self.catch_up_sync)(after)
+    async def catch_up(self, *, after_id: int | None = None) -> None:
+        """Resend the recent history if this page misses a message.
+
+        `after_id`: the newest message the page says it shows (its sync frame).
+        None: judge by the seq this socket was last sent (after a layer outage).
+        """
+        html = await database_sync_to_async(self.catch_up_sync)(after_id)
         if html:
             await self.send(text_data=html)
 
-    def catch_up_sync(self, after: str) -> str | None:
-        try:
-            last_id = int(after or 0)
-        except ValueError:
-            last_id = 0
-        room = self.room or selectors.room_get(name=self.room_name)
-        if room is None:
+    def catch_up_sync(self, after_id: int | None) -> str | None:
+        room = self.room = self.room or selectors.room_get(name=self.room_name)
+        newest = room and selectors.room_newest_message(room=room)
+        if newest is None:
+            self.seq = self.seq or 0
             return None
-        self.room = room
-        if not selectors.room_has_messages_after(room=room, message_id=last_id):
+        if after_id is not None:
+            missed = newest.pk > after_id
+        else:
+            missed = self.seq is None or newest.seq > self.seq
+        if not missed:
+            self.seq = max(self.seq or 0, newest.seq)
             return None
-        messages = selectors.room_history(room=room)
-        self.replaced_ids = {message.pk for message in messages}
-        return fragments.history_replaced(messages=messages)
+        history = selectors.room_history(room=room)
+        self.seq = max(self.seq or 0, history[-1].seq)
+        return fragments.history_replaced(messages=history)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        if event["id"] in self.replaced_ids:
+        """A message for the room. Seqs go 1, 2, 3… per room: one seen already is skipped,
+        and a gap means a broadcast was lost, so the authoritative history replaces the list."""
+        seq = event["seq"]
+        if self.seq is not None and seq <= self.seq:
             return
+        if self.seq is not None and seq > self.seq + 1:
+            await self.catch_up(after_id=0)
+            return
+        self.seq = seq
         await self.send(text_data=event["html"])
+
+    async def chat_resync(self, event: dict[str, Any]) -> None:
+        """The layer is back after an outage: rejoin if needed, and send what this socket missed."""
+        if not self.joined:
+            self.joined = await self.join()
+        await self.catch_up()
+
+    async def probe(self, event: dict[str, Any]) -> None:
+        """Left over from a layer probe that timed out: nothing to do."""
 
 
 def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
@@ -111,3 +149,11 @@ def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
     if not isinstance(data, dict) or not all(isinstance(v, str) for k, v in data.items() if k != "HEADERS"):
         return {}, "The message could not be read."
     return data, None
+
+
+def parse_cursor(value: str) -> int:
+    """The page's cursor; anything unreadable counts as "shows nothing yet"."""
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0

@@ -17,6 +17,9 @@ class Room(models.Model):
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, validators=[room_name_validator])
     created = models.DateTimeField(auto_now_add=True)
     last_activity = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The seq of the room's newest message: messages are numbered 1, 2, 3… per room
+    # in commit order, so a socket that sees a number skipped knows it missed one.
+    last_seq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-last_activity"]
@@ -34,6 +37,7 @@ class Message(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     body = models.TextField(max_length=MESSAGE_BODY_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
+    seq = models.PositiveBigIntegerField()
     # Chosen by the form that sent the message: a resend carries the same token.
     token = models.UUIDField()
 
@@ -41,6 +45,7 @@ class Message(models.Model):
         indexes = [models.Index(fields=["room", "-id"], name="message_room_latest")]
         constraints = [
             models.UniqueConstraint(fields=["author", "token"], name="message_author_token_unique"),
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
         ]
 
     def __str__(self) -> str:

@@ -21,5 +21,6 @@ def room_history(*, room: Room, limit: int = HISTORY_LENGTH) -> list[Message]:
     return list(reversed(latest))
 
 
-def room_has_messages_after(*, room: Room, message_id: int) -> bool:
-    return Message.objects.filter(room=room, id__gt=message_id).exists()
+def room_newest_message(*, room: Room) -> Message | None:
+    """The room's newest message, id and seq only (what a socket compares its position with)."""
+    return Message.objects.filter(room=room).only("id", "seq").order_by("-id").first()

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import fragments
+from . import fragments, layer_watch
 from .forms import MessageForm
 from .models import Message, Room
 
@@ -52,8 +52,10 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str,
     body, token = form.cleaned_data["message"], form.cleaned_data["token"]
     try:
         with transaction.atomic():
-            message = Message.objects.create(room=room, author=author, body=body, token=token)
-            Room.objects.filter(pk=room.pk).update(last_activity=timezone.now())
+            # The room row lock orders the room's messages: seq follows commit order.
+            seq = Room.objects.select_for_update().values_list("last_seq", flat=True).get(pk=room.pk) + 1
+            Room.objects.filter(pk=room.pk).update(last_seq=seq, last_activity=timezone.now())
+            message = Message.objects.create(room=room, author=author, body=body, token=token, seq=seq)
         created = True
     except IntegrityError:
         message = Message.objects.select_related("room").get(author=author, token=token)
@@ -65,11 +67,12 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str,
 async def message_broadcast(*, posted: Posted) -> bool:
     """Send the rendered message to its room. False (and logged) if the layer failed."""
     layer = get_channel_layer()
-    event = {"type": "chat.message", "id": posted.message.pk, "html": posted.html}
+    event = {"type": "chat.message", "id": posted.message.pk, "seq": posted.message.seq, "html": posted.html}
     try:
         await asyncio.wait_for(layer.group_send(posted.message.room.group_name, event), BROADCAST_TIMEOUT)
     except Exception as exc:  # the message is saved; peers catch up from the database
         logger.warning("broadcast of message %s failed: %r", posted.message.pk, exc)
+        layer_watch.report_failure()
         return False
     return True
 

@@ -104,27 +104,37 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# One place for the channel layer: the in-memory layer for a single process,
-# Redis (REDIS_URL) when there are several. CHANNEL_LAYER picks the Redis flavour:
-# "redis" (default, RedisChannelLayer) or "redis-pubsub" (RedisPubSubChannelLayer);
-# `python -m tests.bench` measures both.
+# One place for the channel layer. Unset REDIS_URL: the in-memory layer, one
+# process. With REDIS_URL: Redis pub/sub (chosen by measurement, see README):
+# one subscription per process and room instead of one Redis queue per socket,
+# so 1,000 joins need no pool of 1,000 connections and no group ever expires.
+# Timeouts keep a hung Redis to a bounded wait; the health check finds a dead
+# connection on an idle process. CHANNEL_LAYER=redis selects the list-based layer.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-REDIS_LAYER_BACKENDS = {
-    "redis": "channels_redis.core.RedisChannelLayer",
-    "redis-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
-}
-CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "") or "redis"
-if CHANNEL_LAYER not in REDIS_LAYER_BACKENDS:
-    raise ImproperlyConfigured(f"CHANNEL_LAYER must be one of {', '.join(REDIS_LAYER_BACKENDS)}.")
-if REDIS_URL:
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis-pubsub" if REDIS_URL else "memory")
+
+
+def redis_pubsub_layer(url: str) -> dict:
+    host = {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15}
+    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [host]}}
+
+
+if CHANNEL_LAYER == "memory":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+elif CHANNEL_LAYER == "redis-pubsub":
+    CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URL)}
+elif CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": REDIS_LAYER_BACKENDS[CHANNEL_LAYER],
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # One connection per concurrent group_add: 1,000 simultaneous joins need more than redis-py's default.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 2000, "socket_connect_timeout": 3}]},
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    raise ImproperlyConfigured(f"CHANNEL_LAYER must be memory, redis-pubsub or redis, not {CHANNEL_LAYER!r}.")
+if CHANNEL_LAYER != "memory" and not REDIS_URL:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER} needs REDIS_URL.")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

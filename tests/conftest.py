@@ -1,5 +1,3 @@
-pytest_plugins = ["tests.livesupport"]
-
 """Shared fixtures: users, rooms, and WebSocket communicators on the real ASGI app."""
 
 import json
@@ -13,7 +11,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chat.models import Room
+from chat import services
+from chat.models import Message, Room
+
+pytest_plugins = ["tests.livesupport"]
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +50,11 @@ def message_frame(text: str, token: str | None = None) -> str:
             "HEADERS": {"HX-Request": "true", "HX-Trigger": "compose", "HX-Current-URL": "http://testserver/"},
         }
     )
+
+
+def post_message(room: Room, author: User, body: str) -> Message:
+    """A message stored the way both paths store one."""
+    return services.message_post(room=room, author=author, data={"message": body, "token": str(uuid4())}).message
 
 
 def session_cookie(user: User) -> bytes:

@@ -8,7 +8,7 @@ from django.test import Client
 
 from chat.models import Message
 
-from .conftest import message_frame, receive_all
+from .conftest import message_frame, post_message, receive_all
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -179,9 +179,7 @@ def sync_frame(after) -> str:
 
 
 create_messages = database_sync_to_async(
-    lambda room, author, n: [
-        Message.objects.create(room=room, author=author, body=f"missed {i}", token=uuid4()).pk for i in range(n)
-    ]
+    lambda room, author, n: [post_message(room, author, f"missed {i}").pk for i in range(n)]
 )
 
 
@@ -216,10 +214,30 @@ async def test_a_broadcast_arriving_after_the_replaced_history_that_holds_it_is_
 
     # The broadcast of that message was still queued for this socket: appending it would show it twice.
     layer = get_channel_layer()
-    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved, "html": "late duplicate"})
-    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved + 1, "html": "a newer one"})
+    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved, "seq": 1, "html": "late duplicate"})
+    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved + 1, "seq": 2, "html": "a newer one"})
 
     assert await receive_all(page) == ["a newer one"]
+
+
+async def test_a_lost_broadcast_is_noticed_at_the_next_one_and_the_history_resent(connect, room, alice, bob):
+    from channels.layers import get_channel_layer
+
+    sender = await connect(room.name, alice)
+    reader = await connect(room.name, bob)
+    await reader.send_to(text_data=sync_frame(0))
+    await sender.send_to(text_data=message_frame("first"))
+    assert "first" in (await receive_all(reader))[0]
+    # "second" is saved but its broadcast never arrives (as when Redis drops it).
+    await database_sync_to_async(post_message)(room, alice, "second")
+    await sender.send_to(text_data=message_frame("third"))
+
+    [frame] = await receive_all(reader)
+
+    assert 'hx-swap-oob="innerHTML"' in frame
+    assert frame.index("first") < frame.index("second") < frame.index("third")
+    await get_channel_layer().group_send(room.group_name, {"type": "chat.message", "id": 0, "seq": 3, "html": "dup"})
+    assert await reader.receive_nothing(timeout=0.2)
 
 
 async def test_a_garbled_cursor_counts_as_showing_nothing(connect, room, alice):

@@ -1,13 +1,13 @@
 """Reads: history order and length, lobby order."""
 
-from uuid import uuid4
-
 from chat import selectors
-from chat.models import Message, Room
+from chat.models import Room
+
+from .conftest import post_message
 
 
 def make_messages(room, author, count):
-    return [Message.objects.create(room=room, author=author, body=f"m{i}", token=uuid4()) for i in range(count)]
+    return [post_message(room, author, f"m{i}") for i in range(count)]
 
 
 def test_history_is_the_latest_50_oldest_first(room, alice):
@@ -25,11 +25,17 @@ def test_history_of_one_room_excludes_other_rooms(room, alice):
     assert selectors.room_history(room=room) == []
 
 
-def test_messages_after_a_cursor(room, alice):
+def test_the_newest_message_and_per_room_seqs(room, alice):
+    other = Room.objects.create(name="other")
     messages = make_messages(room, alice, 3)
+    post_message(other, alice, "elsewhere")
 
-    assert selectors.room_has_messages_after(room=room, message_id=messages[1].pk)
-    assert not selectors.room_has_messages_after(room=room, message_id=messages[2].pk)
+    newest = selectors.room_newest_message(room=room)
+
+    assert newest.pk == messages[-1].pk
+    assert [m.seq for m in messages] == [1, 2, 3]
+    assert selectors.room_newest_message(room=other).seq == 1
+    assert selectors.room_newest_message(room=Room.objects.create(name="empty")) is None
 
 
 def test_lobby_lists_most_recently_active_first(db):

@@ -8,6 +8,8 @@ from django.contrib.auth.models import User
 
 from chat.models import Message, Room
 
+from .conftest import post_message
+
 
 def test_the_lobby_form_redirects_to_the_room(client):
     response = client.get("/", {"room": "general"})
@@ -92,7 +94,7 @@ def test_a_bad_body_shows_the_error_and_keeps_the_text(client, alice, text, erro
 
 
 def test_anonymous_readers_see_the_room_but_cannot_post(client, room, alice):
-    Message.objects.create(room=room, author=alice, body="visible to all", token=uuid4())
+    post_message(room, alice, "visible to all")
 
     page = client.get(f"/chat/{room.name}/").text
     response = client.post(f"/chat/{room.name}/", {"message": "sneaky", "token": str(uuid4())})
@@ -106,7 +108,7 @@ def test_anonymous_readers_see_the_room_but_cannot_post(client, room, alice):
 
 def test_history_is_shown_oldest_first(client, room, alice):
     for i in range(3):
-        Message.objects.create(room=room, author=alice, body=f"message number {i}", token=uuid4())
+        post_message(room, alice, f"message number {i}")
 
     page = client.get(f"/chat/{room.name}/").text
 
@@ -123,7 +125,7 @@ def test_each_page_gets_a_fresh_form_token(client, alice):
 
 
 def test_the_page_tells_the_socket_where_it_is(client, room, alice):
-    message = Message.objects.create(room=room, author=alice, body="last", token=uuid4())
+    message = post_message(room, alice, "last")
 
     page = client.get(f"/chat/{room.name}/").text
 

@@ -1,0 +1,141 @@
+"""Redis failing under a live room: messages are still saved and shown, nothing crashes, peers catch up.
+
+Each test starts its own redis-server on a free port, so it can stop, restart
+and pause it without touching the machine's Redis.
+"""
+
+import asyncio
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+
+from chat import layer_watch
+from chat.models import Message
+from project.settings import redis_pubsub_layer
+
+from .conftest import message_frame
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+]
+
+
+class RedisServer:
+    """A throwaway redis-server this test owns."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(5)
+            self.process = None
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def redis_server(settings):
+    server = RedisServer()
+    server.start()
+    settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(server.url)}
+    channel_layers.backends.clear()
+    yield server
+    server.stop()
+
+
+messages_with_body = database_sync_to_async(lambda body: Message.objects.filter(body=body).count())
+
+
+async def frames_until(communicator, needle: str, seconds: float) -> list[str]:
+    """Frames received until one contains `needle` (or `seconds` pass)."""
+    frames: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await communicator.receive_nothing(timeout=0.2):
+            continue
+        frames.append(await communicator.receive_from())
+        if needle in frames[-1]:
+            break
+    return frames
+
+
+async def test_live_delivery_works_through_redis(redis_server, connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    await sender.send_to(text_data=message_frame("via redis"))
+
+    assert any("via redis" in frame for frame in await frames_until(reader, "via redis", 3))
+
+
+async def test_redis_down_while_posting_saves_shows_the_sender_and_peers_catch_up(redis_server, connect, alice, bob):
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+    await reader.send_to(text_data='{"after": "0"}')
+
+    redis_server.stop()
+    await sender.send_to(text_data=message_frame("while redis is down"))
+
+    own = await frames_until(sender, 'id="compose-message"', 6)
+    assert any("while redis is down" in frame and "beforeend:#messages" in frame for frame in own)
+    assert await messages_with_body("while redis is down") == 1
+    # The socket is still open and usable: a bad frame still gets its error.
+    await sender.send_to(text_data="not json")
+    assert "could not be read" in (await frames_until(sender, "could not be read", 3))[-1]
+
+    redis_server.start()
+    caught_up = await frames_until(reader, "while redis is down", layer_watch.PROBE_INTERVAL * 2 + 8)
+    assert 'hx-swap-oob="innerHTML"' in caught_up[-1]
+    assert "while redis is down" in caught_up[-1]
+
+    await sender.send_to(text_data=message_frame("live again"))
+    assert "live again" in (await frames_until(reader, "live again", 5))[-1]
+
+
+async def test_a_hung_redis_costs_the_sender_a_bounded_wait(redis_server, connect, alice):
+    sender = await connect("general", alice)
+
+    redis_server.pause()
+    started = time.monotonic()
+    await sender.send_to(text_data=message_frame("redis is hanging"))
+    frames = await frames_until(sender, 'id="compose-message"', 10)
+    waited = time.monotonic() - started
+    redis_server.resume()
+
+    assert waited < 6
+    assert any("redis is hanging" in frame for frame in frames)
+    assert await messages_with_body("redis is hanging") == 1
+    assert not any(isinstance(frame, dict) for frame in frames)
+    await asyncio.sleep(0)
