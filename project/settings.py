@@ -96,6 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
         "timeout": 10,
     }
+    # With a pool, Django turns this into psycopg's check on every checkout: a
+    # connection the server dropped (restart, failover) is replaced, not handed out.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many daphne threads share the file: wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
