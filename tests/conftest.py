@@ -86,9 +86,11 @@ async def connect(transactional_db) -> AsyncIterator[Callable]:
         await communicator.disconnect()
 
 
-async def receive_all(communicator: WebsocketCommunicator, timeout: float = 0.3) -> list[str]:
-    """Every frame that arrives until none has come for `timeout` seconds."""
-    frames = []
+async def receive_all(communicator: WebsocketCommunicator, timeout: float = 0.3, first: float = 3.0) -> list[str]:
+    """The frames that arrive: waits up to `first` seconds for one, then until none comes for `timeout`."""
+    if await communicator.receive_nothing(timeout=first):
+        return []
+    frames = [await communicator.receive_from()]
     while not await communicator.receive_nothing(timeout=timeout):
         frames.append(await communicator.receive_from())
     return frames
