@@ -153,6 +153,7 @@ class Receiver:
 class Tally:
     latencies: list[float] = field(default_factory=list)  # seconds, one per first delivery
     deliveries: int = 0
+    delivery_chars: int = 0  # size of the frames that carried deliveries
     duplicates: int = 0
     other_frames: int = 0
     last_delivery: float = 0.0  # time.time()
@@ -196,6 +197,8 @@ async def read_receiver(app: str, receiver: Receiver, tally: Tally) -> None:
         found = parse_deliveries(app, text)
         if not found:
             tally.other_frames += 1
+        else:
+            tally.delivery_chars += len(text)
         for seq, sent_at in found:
             if seq in receiver.seen:
                 tally.duplicates += 1
@@ -206,13 +209,63 @@ async def read_receiver(app: str, receiver: Receiver, tally: Tally) -> None:
             tally.last_delivery = now
 
 
-async def read_sender(app: str, ws: WebSocket, tally: Tally, errors: Counter) -> None:
-    while (text := await ws.recv()) is not None:
-        if app == "ours":
-            for error in OURS_ERRORS_RE.findall(text):
-                errors[re.sub(r"<[^>]+>", " ", error).strip()] += 1
-    if not tally.closing:
-        errors[f"sender socket closed ({ws.close_code})"] += 1
+class Sender:
+    """The signed-in user posting; reconnects (as htmx does after 1006/1011) if the server drops it."""
+
+    MAX_RECONNECTS = 5
+
+    def __init__(self, spec: LoadSpec, tally: Tally) -> None:
+        self.spec = spec
+        self.tally = tally
+        self.errors: Counter = Counter()
+        self.ws: WebSocket | None = None
+        self.task: asyncio.Task | None = None
+        self.reconnects = 0
+
+    async def connect(self) -> None:
+        port = self.spec.ports[0]
+        self.ws = await asyncio.wait_for(
+            ws_connect(
+                self.spec.host, port, self.spec.path, origin=f"http://{self.spec.host}:{port}", cookie=self.spec.cookie
+            ),
+            self.spec.connect_timeout,
+        )
+        self.task = asyncio.create_task(self.read(self.ws))
+        if self.spec.app == "ours":
+            await self.ws.send_text(sync_frame(self.spec))
+
+    async def read(self, ws: WebSocket) -> None:
+        while (text := await ws.recv()) is not None:
+            if self.spec.app == "ours":
+                for error in OURS_ERRORS_RE.findall(text):
+                    self.errors[re.sub(r"<[^>]+>", " ", error).strip()] += 1
+        if not self.tally.closing:
+            self.errors[f"sender socket closed by the server ({ws.close_code})"] += 1
+
+    async def send(self, text: str) -> bool:
+        """Send one frame; False if the socket is gone and cannot be reopened."""
+        for _ in range(2):
+            if self.ws is not None and self.ws.close_code is None:
+                try:
+                    await self.ws.send_text(text)
+                    return True
+                except OSError as error:
+                    self.errors[f"sender send failed: {type(error).__name__}"] += 1
+            if self.reconnects >= self.MAX_RECONNECTS:
+                return False
+            self.reconnects += 1
+            self.close()
+            try:
+                await self.connect()
+            except (OSError, TimeoutError, HandshakeError, asyncio.IncompleteReadError) as error:
+                self.errors[f"sender reconnect failed: {type(error).__name__}"] += 1
+        return False
+
+    def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+        if self.task is not None:
+            self.task.cancel()
 
 
 def htmx_frame(fields: dict[str, str], trigger: str, page_url: str) -> str:
@@ -242,20 +295,14 @@ def sync_frame(spec: LoadSpec) -> str:
 
 async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]]) -> dict[str, Any]:
     """Connect everyone, let them idle, send at the fixed rate, wait for the deliveries, close."""
-    origin = f"http://{spec.host}:{spec.ports[0]}"
     tally = Tally()
-    sender_errors: Counter = Counter()
     tasks: list[asyncio.Task] = []
     receivers: list[Receiver] = []
     result: dict[str, Any] = {"clients": spec.clients}
 
-    sender = await asyncio.wait_for(
-        ws_connect(spec.host, spec.ports[0], spec.path, origin=origin, cookie=spec.cookie), spec.connect_timeout
-    )
+    sender = Sender(spec, tally)
+    await sender.connect()
     try:
-        tasks.append(asyncio.create_task(read_sender(spec.app, sender, tally, sender_errors)))
-        if spec.app == "ours":
-            await sender.send_text(sync_frame(spec))
         await asyncio.sleep(1.0)
         before = sample_servers()
 
@@ -285,7 +332,10 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
             receivers.append(receiver)
             tasks.append(asyncio.create_task(read_receiver(spec.app, receiver, tally)))
             if spec.app == "ours":
-                await ws.send_text(sync_frame(spec))
+                try:
+                    await ws.send_text(sync_frame(spec))
+                except OSError:
+                    pass  # the reader records how the socket ended
 
         storm_started = time.perf_counter()
         await asyncio.gather(*(join(index) for index in range(spec.clients)))
@@ -302,44 +352,54 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
             round((idle["rss_kib"] - before["rss_kib"]) / len(receivers), 1) if receivers else None
         )
         result["dropped_while_idle"] = sum(tally.dropped.values())
+        if "redis_clients" in idle:
+            result["redis_clients_idle"] = idle["redis_clients"]
 
         # Sending at a fixed rate, whatever the answers.
         count = max(1, round(spec.rate * spec.duration))
         started = time.monotonic()
         first_send = time.time()
+        sent = 0
         for seq in range(count):
             delay = started + seq / spec.rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await sender.send_text(message_frame(spec, seq))
+            if await sender.send(message_frame(spec, seq)):
+                sent += 1
         send_done = time.monotonic()
 
         deadline = time.monotonic() + spec.drain
+        # Every message the user meant to send, to every client meant to be there.
         expected = count * spec.clients
         while time.monotonic() < deadline:
             open_receivers = len(receivers) - sum(tally.dropped.values())
-            if tally.deliveries >= count * open_receivers:
+            if tally.deliveries >= sent * open_receivers:
                 break
             await asyncio.sleep(0.1)
         after = sample_servers()
 
-        result["sent"] = count
+        result["sent"] = sent
+        result["unsent"] = count - sent
         result["send_s"] = round(send_done - started, 2)
         result["expected"] = expected
         result["deliveries"] = tally.deliveries
         result["delivered_ratio"] = round(tally.deliveries / expected, 5) if expected else None
         result["duplicates"] = tally.duplicates
+        result["frame_chars_avg"] = round(tally.delivery_chars / tally.deliveries) if tally.deliveries else None
         result["other_frames"] = tally.other_frames
         result["latency_ms"] = percentiles(tally.latencies, (50, 95, 99, 100), 1000)
         span = tally.last_delivery - first_send
         result["deliveries_per_s"] = round(tally.deliveries / span, 1) if tally.deliveries and span > 0 else 0.0
         result["dropped"] = {str(code): n for code, n in tally.dropped.items()}
         result["server_cpu_s_sending"] = round(after["cpu_s"] - idle["cpu_s"], 2)
-        result["sender_errors"] = dict(sender_errors)
+        result["sender_errors"] = dict(sender.errors)
+        result["sender_reconnects"] = sender.reconnects
         return result
     finally:
         tally.closing = True
         sender.close()
+        if sender.task is not None:
+            tasks.append(sender.task)
         for receiver in receivers:
             receiver.ws.close()
         for task in tasks:

@@ -1,17 +1,24 @@
-"""Project settings plus one bench-only knob: the Redis connection pool size.
+"""Project settings plus bench-only knobs for the Redis hosts entry of the channel layer.
 
-Used only when `python -m tests.bench --redis-max-connections N` is given, to
-measure which pool size the product should configure; the product's own
-CHANNEL_LAYERS stay untouched.
+Used only with `python -m tests.bench --redis-option NAME=VALUE` (merged into the
+product's host entry) or `--redis-plain-url` (the host entry is the bare URL, i.e.
+channels-redis and redis-py defaults, as in the Channels tutorial), to measure which
+options the product should configure. The product's own settings stay untouched.
 """
 
+import json
 import os
 
 from project.settings import *  # noqa: F403
 from project.settings import CHANNEL_LAYERS, REDIS_URL
 
-if REDIS_URL and os.environ.get("BENCH_REDIS_MAX_CONNECTIONS"):
+if REDIS_URL and "hosts" in CHANNEL_LAYERS["default"].get("CONFIG", {}):
     # channels_redis passes a host dict's other keys to redis-py's ConnectionPool.from_url().
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-        {"address": REDIS_URL, "max_connections": int(os.environ["BENCH_REDIS_MAX_CONNECTIONS"])}
-    ]
+    (host,) = CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    host = {"address": host} if isinstance(host, str) else dict(host)
+    if os.environ.get("BENCH_REDIS_PLAIN_URL") == "1":
+        host = {"address": host["address"]}
+    host.update(json.loads(os.environ.get("BENCH_REDIS_HOST_OPTIONS") or "{}"))
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [host]
+    # Shown in the server log, so each run says what it measured.
+    print(f"bench channel layer: {CHANNEL_LAYERS['default']['BACKEND']} {host}", flush=True)

@@ -1,0 +1,308 @@
+"""`python -m tests.bench`: run every selected configuration for both apps and print one table.
+
+See tests/bench/__init__.py (or --help) for what is measured and how.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import servers
+from .loadgen import LoadSpec, run_load
+
+# name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes)
+CONFIGS = {
+    "memory-1": (None, 1),
+    "redis-1": ("redis", 1),
+    "redis-2": ("redis", 2),
+    "redis-pubsub-1": ("redis-pubsub", 1),
+    "redis-pubsub-2": ("redis-pubsub", 2),
+}
+APPS = {"tutorial": "tests.bench.tutorial_asgi:application", "ours": "project.asgi:application"}
+LOG_NEEDLES = ("Too many connections", "Traceback", "over capacity")
+TUTORIAL_P95_TARGET_MS = 250
+OURS_P95_FACTOR = 1.25
+
+
+def redis_option(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    if not name or not value:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench",
+        description="Fan-out benchmark: N sockets in one room, one sender, ours vs the Channels tutorial consumer.",
+    )
+    parser.add_argument("--clients", type=int, default=1000, help="receiving sockets, all in one room (1000)")
+    parser.add_argument("--rate", type=float, default=1.0, help="messages per second from the one sender (1)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of sending (20)")
+    parser.add_argument(
+        "--configs", default=",".join(CONFIGS), help=f"comma-separated, from: {', '.join(CONFIGS)} (all)"
+    )
+    parser.add_argument("--apps", default="tutorial,ours", help="comma-separated: tutorial, ours (both)")
+    parser.add_argument("--database-url", help="e.g. postgres://postgres@127.0.0.1:5432/test (default: fresh SQLite)")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/5", help="a dedicated db index: it is FLUSHDB'd (…/5)"
+    )
+    parser.add_argument(
+        "--redis-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=redis_option,
+        help="merge NAME: VALUE into the product's Redis host entry (tests.bench.settings), "
+        "e.g. max_connections=1000 or socket_timeout=null (JSON values; repeatable)",
+    )
+    parser.add_argument(
+        "--redis-plain-url",
+        action="store_true",
+        help="use the bare REDIS_URL as the host entry (library defaults, as in the Channels tutorial)",
+    )
+    parser.add_argument("--backlog", type=int, help="daphne listen backlog via -e tcp:…:backlog=N (Twisted: 50)")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, seconds (30)")
+    parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before memory is read (3)")
+    parser.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for late deliveries (10)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
+    args = parser.parse_args(argv)
+    args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+    args.apps = [name.strip() for name in args.apps.split(",") if name.strip()]
+    unknown = [name for name in args.configs if name not in CONFIGS] + [name for name in args.apps if name not in APPS]
+    if unknown:
+        parser.error(f"unknown config or app: {', '.join(unknown)}")
+    if args.clients < 1 or args.rate <= 0 or args.duration <= 0:
+        parser.error("--clients, --rate and --duration must be positive")
+    return args
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Daphne inherits this limit: each socket is one descriptor on each side."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard == resource.RLIM_INFINITY else min(hard, max(soft, needed))
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
+        print(f"warning: fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]} < {needed} needed", file=sys.stderr)
+
+
+def room_name(config: str, app: str, run_id: str) -> str:
+    # \w only: the tutorial's route is ws/chat/(?P<room_name>\w+)/
+    return f"bench_{config.replace('-', '_')}_{app}_{run_id}"
+
+
+def run_one(
+    args: argparse.Namespace, *, config: str, app: str, env: dict[str, str], cookie: str, run_id: str, log_dir: Path
+) -> dict[str, Any]:
+    layer, processes = CONFIGS[config]
+    env = dict(env)
+    if layer:
+        servers.redis_flush(args.redis_url)
+        env.update({"REDIS_URL": args.redis_url, "CHANNEL_LAYER": layer})
+        # Always through tests.bench.settings: it also logs the layer and host entry measured.
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "tests.bench.settings",
+                "BENCH_REDIS_HOST_OPTIONS": json.dumps(dict(args.redis_option)),
+                "BENCH_REDIS_PLAIN_URL": "1" if args.redis_plain_url else "0",
+            }
+        )
+    label = f"{config}-{app}"
+    row: dict[str, Any] = {"config": config, "app": app, "processes": processes}
+    started = servers.start_servers(
+        app=APPS[app], count=processes, env=env, log_dir=log_dir, label=label, backlog=args.backlog
+    )
+    try:
+        servers.wait_ready(started)
+        room = room_name(config, app, run_id)
+        spec = LoadSpec(
+            app=app,
+            ports=[server.port for server in started],
+            path=f"/ws/chat/{room}/",
+            page_url=f"http://{servers.HOST}:{started[0].port}/chat/{room}/",
+            cookie=cookie,
+            clients=args.clients,
+            rate=args.rate,
+            duration=args.duration,
+            connect_timeout=args.connect_timeout,
+            settle=args.settle,
+            drain=args.drain,
+        )
+        budget = args.connect_timeout + args.settle + args.duration + args.drain + 60
+        try:
+
+            def sample() -> dict[str, float]:
+                figures = servers.sample(started)
+                if layer:
+                    figures["redis_clients"] = servers.redis_clients(args.redis_url)
+                return figures
+
+            row.update(asyncio.run(asyncio.wait_for(run_load(spec, sample), budget)))
+        except Exception as error:  # one broken configuration should not hide the others
+            row["error"] = f"{type(error).__name__}: {error}"
+            row["traceback"] = traceback.format_exc()
+    finally:
+        servers.stop_servers(started)
+    row["server_log"] = servers.count_in_logs(started, LOG_NEEDLES)
+    row["layer"] = servers.layer_line(started[0]) or "channels.layers.InMemoryChannelLayer"
+    return row
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "config",
+        "app",
+        "fail",
+        "dropped",
+        "connect ms p50/p95/max",
+        "delivered",
+        "latency ms p50/p95/p99/max",
+        "deliv/s",
+        "KiB/conn",
+        "cpu s",
+        "redis conns",
+        "server log",
+    )
+    lines = [head]
+    for row in rows:
+        if "error" in row and "latency_ms" not in row:
+            lines.append((row["config"], row["app"], "-", "-", "-", "-", row["error"][:60], "-", "-", "-", "-", "-"))
+            continue
+        c, lat = row["connect_ms"], row["latency_ms"]
+        log = ", ".join(f"{n}x {needle}" for needle, n in row["server_log"].items() if n) or "clean"
+        lines.append(
+            (
+                row["config"],
+                row["app"],
+                f"{row['failed_connects']}/{row['clients']}",
+                str(sum(row["dropped"].values())),
+                f"{fmt(c['p50'])}/{fmt(c['p95'])}/{fmt(c['max'])}",
+                "-" if row["delivered_ratio"] is None else f"{row['delivered_ratio'] * 100:.2f}%",
+                f"{fmt(lat['p50'])}/{fmt(lat['p95'])}/{fmt(lat['p99'])}/{fmt(lat['max'])}",
+                fmt(row["deliveries_per_s"]),
+                fmt(row["kib_per_connection"]),
+                fmt(row["server_cpu_s_sending"]),
+                fmt(row.get("redis_clients_idle")),
+                log,
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    out = [" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
+    out.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """The targets of issue 4, checked against what was measured."""
+    lines = []
+    by_key = {(row["config"], row["app"]): row for row in rows if "latency_ms" in row}
+    for (config, app), row in by_key.items():
+        if app == "ours":
+            ok = row["failed_connects"] == 0 and row["deliveries"] == row["expected"]
+            lines.append(
+                f"{config}: ours zero failed connects and zero lost messages: {'yes' if ok else 'NO'} "
+                f"({row['failed_connects']} failed, {row['expected'] - row['deliveries']} lost)"
+            )
+        else:
+            p95 = row["latency_ms"]["p95"]
+            ok = p95 is not None and p95 < TUTORIAL_P95_TARGET_MS
+            lines.append(f"{config}: tutorial p95 < {TUTORIAL_P95_TARGET_MS} ms: {'yes' if ok else 'NO'} ({p95} ms)")
+        tutorial, ours = by_key.get((config, "tutorial")), by_key.get((config, "ours"))
+        if app == "ours" and tutorial and ours:
+            t95, o95 = tutorial["latency_ms"]["p95"], ours["latency_ms"]["p95"]
+            if t95 and o95 is not None:
+                ok = o95 <= OURS_P95_FACTOR * t95
+                lines.append(
+                    f"{config}: ours p95 <= {OURS_P95_FACTOR}x tutorial p95: {'yes' if ok else 'NO'} "
+                    f"({o95} vs {t95} ms, {o95 / t95:.2f}x)"
+                )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit(2 * args.clients + 512)
+    run_id = os.urandom(4).hex()
+    workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    env = servers.base_env(run_id=run_id, database_url=database_url)
+    username = f"bench-{run_id}"
+    rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
+    rows: list[dict[str, Any]] = []
+    code = servers.code_version()
+    daphne_options = " ".join(servers.procfile_daphne_options()) or "(daphne defaults)"
+    print(
+        f"bench {run_id} on {code}: {args.clients} clients, {args.rate:g} msg/s for {args.duration:g} s, "
+        f"database {'given URL' if args.database_url else 'fresh SQLite'}, logs in {workdir}\n"
+        f"daphne options from the Procfile: {daphne_options}"
+        + (f"; listen backlog {args.backlog}" if args.backlog else ""),
+        flush=True,
+    )
+    try:
+        servers.manage(env, "migrate", "--noinput")
+        cookie = servers.sender_session(env, username=username, rooms=rooms)
+        for config in args.configs:
+            for app in args.apps:
+                began = time.monotonic()
+                load = Path("/proc/loadavg").read_text().split()[0]
+                row = run_one(args, config=config, app=app, env=env, cookie=cookie, run_id=run_id, log_dir=workdir)
+                row["loadavg_before"] = float(load)
+                rows.append(row)
+                summary = row.get("error") or (
+                    f"{row['failed_connects']} failed, delivered {row['deliveries']}/{row['expected']}, "
+                    f"p95 {row['latency_ms']['p95']} ms"
+                )
+                took = time.monotonic() - began
+                print(f"  {config:<15} {app:<9} {summary} ({took:.0f} s, load before {load})", flush=True)
+    finally:
+        if args.database_url:
+            try:
+                servers.cleanup(env, username=username, rooms=rooms)
+            except servers.BenchError as error:
+                print(f"cleanup failed: {error}", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(table(rows))
+    print()
+    for line in verdicts(rows):
+        print(line)
+    layers_shown: set[tuple[str, str]] = set()
+    for row in rows:
+        if row["config"] != "memory-1" and (row["config"], row["layer"]) not in layers_shown:
+            layers_shown.add((row["config"], row["layer"]))
+            print(f"{row['config']}: {row['layer']}")
+    for row in rows:
+        keys = ("failure_reasons", "dropped", "sender_errors", "sender_reconnects", "unsent", "duplicates")
+        extras = {key: row[key] for key in keys if row.get(key)}
+        if extras:
+            print(f"{row['config']} {row['app']}: {json.dumps(extras)}")
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if key != "json"}
+        settings["database_url"] = "given" if args.database_url else "sqlite"
+        settings["daphne_options"] = daphne_options
+        report = {"run": run_id, "code": code, "settings": settings, "rows": rows}
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0 if rows and all("error" not in row for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
