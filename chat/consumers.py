@@ -43,7 +43,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.group_name = f"chat.{self.room_name}"
         await self.accept()
         self.joined = await self.join()
-        layer_watch.watch(self.channel_name)
+        layer_watch.watch(self.channel_name, self.room_name)
 
     async def join(self) -> bool:
         """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
@@ -98,8 +98,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=html)
 
     def catch_up_sync(self, after_id: int | None) -> str | None:
-        room = self.room = self.room or selectors.room_get(name=self.room_name)
-        newest = room and selectors.room_newest_message(room=room)
+        newest = selectors.room_newest_message(room_name=self.room_name)
         if newest is None:
             self.seq = self.seq or 0
             return None
@@ -110,7 +109,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not missed:
             self.seq = max(self.seq or 0, newest.seq)
             return None
-        history = selectors.room_history(room=room)
+        history = selectors.room_history(room=newest.room_id)
         self.seq = max(self.seq or 0, history[-1].seq)
         return fragments.history_replaced(messages=history)
 
@@ -127,10 +126,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["html"])
 
     async def chat_resync(self, event: dict[str, Any]) -> None:
-        """The layer is back after an outage: rejoin if needed, and send what this socket missed."""
+        """The layer is back after an outage: rejoin if needed; catch up if the room got ahead of this socket."""
         if not self.joined:
             self.joined = await self.join()
-        await self.catch_up()
+        if self.seq is None or self.seq < event["seq"]:
+            await self.catch_up()
 
     async def probe(self, event: dict[str, Any]) -> None:
         """Left over from a layer probe that timed out: nothing to do."""

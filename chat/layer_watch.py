@@ -2,23 +2,29 @@
 
 Channels' layers deliver at most once: while Redis is down, broadcasts are
 lost (the messages themselves are saved). One task per process sends a probe
-through the layer to itself every few seconds; when the layer answers again
-after failing, every socket of this process is told to catch up from the
-database (a `chat.resync` event, handled like the page's own sync frame).
+through the layer to itself every few seconds. When the layer answers again
+after failing (two probes in a row, or a failed broadcast), each socket of this
+process is told the newest seq of its room (a `chat.resync` event): a socket
+that has shown less catches up from the database, the others do nothing.
 The in-memory layer cannot fail this way, so nothing is watched there.
 """
 
 import asyncio
 import logging
 
+from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from . import selectors
 
 logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 2.0
-PROBE_TIMEOUT = 3.0
+# Generous: a busy process (a burst of joins) answers slowly without the layer being down.
+PROBE_TIMEOUT = 5.0
+FAILED_PROBES_FOR_OUTAGE = 2
 
-_channels: set[str] = set()
+_rooms: dict[str, str] = {}  # channel name → room name, for this process's sockets
 _task: asyncio.Task | None = None
 _failure_reported = False
 
@@ -29,10 +35,10 @@ def report_failure() -> None:
     _failure_reported = True
 
 
-def watch(channel_name: str) -> None:
+def watch(channel_name: str, room_name: str) -> None:
     """Register a consumer's channel; starts this process's watcher on first use."""
     global _task
-    _channels.add(channel_name)
+    _rooms[channel_name] = room_name
     if _task is None or _task.done() or _task.get_loop() is not asyncio.get_running_loop():
         layer = get_channel_layer()
         if not isinstance(layer, InMemoryChannelLayer):
@@ -40,7 +46,7 @@ def watch(channel_name: str) -> None:
 
 
 def unwatch(channel_name: str) -> None:
-    _channels.discard(channel_name)
+    _rooms.pop(channel_name, None)
 
 
 async def probe(layer, channel: str) -> bool:
@@ -53,10 +59,17 @@ async def probe(layer, channel: str) -> bool:
     return True
 
 
+async def resync(layer) -> None:
+    """Tell every socket of this process its room's newest seq (one query per room)."""
+    newest = await database_sync_to_async(selectors.rooms_newest_seq)(names=set(_rooms.values()))
+    for channel, room in list(_rooms.items()):
+        await layer.send(channel, {"type": "chat.resync", "seq": newest.get(room, 0)})
+
+
 async def _watch(layer) -> None:
     global _failure_reported
-    channel, healthy = None, True
-    while _channels:
+    channel, healthy, failures = None, True, 0
+    while _rooms:
         if _failure_reported:
             healthy, _failure_reported = False, False
         try:
@@ -64,15 +77,16 @@ async def _watch(layer) -> None:
             ok = await probe(layer, channel)
         except Exception:
             ok = False
-        if not ok and healthy:
+        failures = 0 if ok else failures + 1
+        if healthy and failures >= FAILED_PROBES_FOR_OUTAGE:
+            healthy = False
             logger.warning("channel layer unreachable: live delivery paused, messages are still saved")
         if ok and not healthy:
-            logger.warning("channel layer back: %d sockets catch up from the database", len(_channels))
-            for name in list(_channels):
-                try:
-                    await layer.send(name, {"type": "chat.resync"})
-                except Exception:
-                    ok = False
-                    break
-        healthy = ok
+            try:
+                await resync(layer)
+            except Exception as exc:
+                logger.warning("resync after the layer came back failed, will retry: %r", exc)
+            else:
+                healthy = True
+                logger.warning("channel layer back: %d sockets checked against the database", len(_rooms))
         await asyncio.sleep(PROBE_INTERVAL)

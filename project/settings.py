@@ -130,8 +130,14 @@ elif CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # One connection per concurrent group_add: 1,000 simultaneous joins need more than redis-py's default.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 2000, "socket_connect_timeout": 3}]},
+            # One connection per concurrent group_add: 1,000 simultaneous joins need more than
+            # redis-py's 100. Its socket timeout must exceed the layer's 5 s blocking pop, or
+            # idle consumers crash with a read timeout (redis-py 8 lowered it to 5 s).
+            "CONFIG": {
+                "hosts": [
+                    {"address": REDIS_URL, "max_connections": 2000, "socket_timeout": 10, "socket_connect_timeout": 3}
+                ]
+            },
         }
     }
 else:

@@ -13,7 +13,6 @@ never needs it.
 """
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -26,6 +25,8 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
+from tests.procfile import web_daphne
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -54,23 +55,8 @@ def free_port() -> int:
 
 def daphne_command(port: int) -> list[str]:
     """The Procfile's `web:` daphne command (its timeouts and pings), bound to 127.0.0.1:port."""
-    procfile = BASE_DIR / "Procfile"
-    words = ["daphne", "project.asgi:application"]
-    if procfile.exists():
-        for line in procfile.read_text().splitlines():
-            if line.startswith("web:") and "daphne" in line:
-                words = shlex.split(line.removeprefix("web:"))
-    options, application = words[words.index("daphne") + 1 : -1], words[-1]
-    kept: list[str] = []
-    skip = False
-    for word in options:  # drop the deployment's bind and port, keep everything else
-        if skip:
-            skip = False
-        elif word in {"-b", "--bind", "-p", "--port"}:
-            skip = True
-        elif not word.startswith(("--bind=", "--port=")):
-            kept.append(word)
-    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *kept, application]
+    options, application = web_daphne(port=port)
+    return [sys.executable, "-m", "daphne", *options, application]
 
 
 def server_env(database: Path, **overrides: str) -> dict[str, str]:

@@ -247,3 +247,30 @@ async def test_a_garbled_cursor_counts_as_showing_nothing(connect, room, alice):
     await page.send_to(text_data=sync_frame("garbage"))
 
     assert "missed 0" in (await receive_all(page))[0]
+
+
+async def test_after_a_layer_outage_only_sockets_behind_their_room_catch_up(connect, room, alice, bob):
+    from channels.layers import get_channel_layer
+
+    from chat import layer_watch
+
+    [first] = await create_messages(room, alice, 1)
+    current = await connect(room.name, alice)
+    behind = await connect(room.name, bob)
+    current_channel, behind_channel = list(layer_watch._rooms)[-2:]
+    for communicator in (current, behind):
+        await communicator.send_to(text_data=sync_frame(first))
+        assert await communicator.receive_nothing(timeout=0.2)
+    # A second message: only `current` got its broadcast before the outage.
+    [second] = await create_messages(room, alice, 1)
+    layer = get_channel_layer()
+    await layer.send(current_channel, {"type": "chat.message", "id": second, "seq": 2, "html": "second, live"})
+    assert await current.receive_from() == "second, live"
+
+    # What the watcher sends each socket once the layer is back: its room's newest seq.
+    for channel in (current_channel, behind_channel):
+        await layer.send(channel, {"type": "chat.resync", "seq": 2})
+
+    [frame] = await receive_all(behind)
+    assert 'hx-swap-oob="innerHTML"' in frame and f'id="message-{second}"' in frame
+    assert await current.receive_nothing(timeout=0.3)

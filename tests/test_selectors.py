@@ -30,12 +30,26 @@ def test_the_newest_message_and_per_room_seqs(room, alice):
     messages = make_messages(room, alice, 3)
     post_message(other, alice, "elsewhere")
 
-    newest = selectors.room_newest_message(room=room)
+    newest = selectors.room_newest_message(room_name=room.name)
 
     assert newest.pk == messages[-1].pk
+    assert newest.room_id == room.pk
     assert [m.seq for m in messages] == [1, 2, 3]
-    assert selectors.room_newest_message(room=other).seq == 1
-    assert selectors.room_newest_message(room=Room.objects.create(name="empty")) is None
+    assert selectors.room_newest_message(room_name="other").seq == 1
+    assert selectors.room_newest_message(room_name=Room.objects.create(name="empty").name) is None
+    assert selectors.room_newest_message(room_name="never-visited") is None
+
+
+def test_newest_seq_of_several_rooms_in_one_query(room, alice, django_assert_num_queries):
+    other = Room.objects.create(name="other")
+    Room.objects.create(name="silent")
+    make_messages(room, alice, 3)
+    post_message(other, alice, "one")
+
+    with django_assert_num_queries(1):
+        newest = selectors.rooms_newest_seq(names={room.name, "other", "silent", "unknown"})
+
+    assert newest == {room.name: 3, "other": 1}
 
 
 def test_lobby_lists_most_recently_active_first(db):

@@ -16,6 +16,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tests.procfile import web_daphne
+
 from . import servers
 from .loadgen import LoadSpec, run_load
 
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="use the bare REDIS_URL as the host entry (library defaults, as in the Channels tutorial)",
     )
-    parser.add_argument("--backlog", type=int, help="daphne listen backlog via -e tcp:…:backlog=N (Twisted: 50)")
+    parser.add_argument("--backlog", type=int, help="override the Procfile's listen backlog (Twisted's default: 50)")
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, seconds (30)")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before memory is read (3)")
     parser.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for late deliveries (10)")
@@ -248,12 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
     rows: list[dict[str, Any]] = []
     code = servers.code_version()
-    daphne_options = " ".join(servers.procfile_daphne_options()) or "(daphne defaults)"
+    daphne_options = " ".join(web_daphne(port=0, host=servers.HOST, backlog=args.backlog)[0])
     print(
         f"bench {run_id} on {code}: {args.clients} clients, {args.rate:g} msg/s for {args.duration:g} s, "
         f"database {'given URL' if args.database_url else 'fresh SQLite'}, logs in {workdir}\n"
-        f"daphne options from the Procfile: {daphne_options}"
-        + (f"; listen backlog {args.backlog}" if args.backlog else ""),
+        f"daphne options from the Procfile (port 0: each server's own): {daphne_options}",
         flush=True,
     )
     try:

@@ -5,7 +5,6 @@ here are ever stopped, by their own pid.
 """
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.procfile import web_daphne
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -149,45 +150,18 @@ class Server:
             return ""
 
 
-def procfile_daphne_options() -> list[str]:
-    """The daphne flags of the Procfile's `web:` line, minus where to listen and what to serve.
-
-    So the bench runs daphne as production does (timeouts, pings, frame limits).
-    """
-    try:
-        lines = (REPO / "Procfile").read_text().splitlines()
-    except OSError:
-        return []
-    web = next((line.removeprefix("web:") for line in lines if line.startswith("web:")), "")
-    words = shlex.split(web.rpartition("&&")[2])
-    if not words or words[0] != "daphne":
-        return []
-    options, words = [], words[1:-1]  # the last word is the application
-    skip_value = {"-b", "--bind", "-p", "--port", "-u", "--unix-socket", "--fd", "-e", "--endpoint"}
-    while words:
-        word = words.pop(0)
-        if word in skip_value:
-            words.pop(0)
-        else:
-            options.append(word)
-    return options
-
-
 def start_servers(
     *, app: str, count: int, env: dict[str, str], log_dir: Path, label: str, backlog: int | None
 ) -> list[Server]:
     servers = []
-    options = procfile_daphne_options()
     for index in range(count):
         port = free_port()
         log_path = log_dir / f"{label}-{index}.log"
-        # `-b/-p` as the Procfile does; `-e` only to try a longer listen backlog (Twisted's default is 50).
-        listen = (
-            ["-e", f"tcp:port={port}:interface={HOST}:backlog={backlog}"] if backlog else ["-b", HOST, "-p", str(port)]
-        )
+        # The Procfile's daphne options (listen backlog included, unless --backlog overrides it).
+        options, _ = web_daphne(port=port, host=HOST, backlog=backlog)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", *listen, *options, app],
+                [sys.executable, "-m", "daphne", *options, app],
                 cwd=REPO,
                 env=env,
                 stdin=subprocess.DEVNULL,
