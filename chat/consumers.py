@@ -78,8 +78,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=fragments.compose_errors(errors=error.messages))
             return
         if posted.created and not await services.message_broadcast(posted=posted):
-            # The layer is down: the sender still sees the message; others catch up later.
-            await self.send(text_data=posted.html)
+            # The layer is down: the sender still sees the message (by the same rules as a
+            # broadcast, so a late copy from the layer is skipped); others catch up later.
+            await self.chat_message(services.message_event(posted=posted))
         await self.send(text_data=fragments.compose_reset())
 
     def post_sync(self, data: dict[str, Any]) -> services.Posted:
@@ -131,9 +132,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.joined = await self.join()
         if self.seq is None or self.seq < event["seq"]:
             await self.catch_up()
-
-    async def probe(self, event: dict[str, Any]) -> None:
-        """Left over from a layer probe that timed out: nothing to do."""
 
 
 def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:

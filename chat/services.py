@@ -64,12 +64,18 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str,
     return Posted(message=message, created=created, html=fragments.message_appended(message=message))
 
 
+def message_event(*, posted: Posted) -> dict[str, Any]:
+    """The group event every consumer of the room gets (see docs/protocol.md)."""
+    return {"type": "chat.message", "id": posted.message.pk, "seq": posted.message.seq, "html": posted.html}
+
+
 async def message_broadcast(*, posted: Posted) -> bool:
     """Send the rendered message to its room. False (and logged) if the layer failed."""
     layer = get_channel_layer()
-    event = {"type": "chat.message", "id": posted.message.pk, "seq": posted.message.seq, "html": posted.html}
     try:
-        await asyncio.wait_for(layer.group_send(posted.message.room.group_name, event), BROADCAST_TIMEOUT)
+        await asyncio.wait_for(
+            layer.group_send(posted.message.room.group_name, message_event(posted=posted)), BROADCAST_TIMEOUT
+        )
     except Exception as exc:  # the message is saved; peers catch up from the database
         logger.warning("broadcast of message %s failed: %r", posted.message.pk, exc)
         layer_watch.report_failure()
