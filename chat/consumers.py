@@ -51,6 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.group_name, self.channel_name)
         except Exception as exc:
             logger.warning("joining %s failed, will retry when the layer is back: %r", self.group_name, exc)
+            layer_watch.report_failure()
             return False
         return True
 

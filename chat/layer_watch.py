@@ -73,7 +73,8 @@ async def _watch(layer) -> None:
         if _failure_reported:
             healthy, _failure_reported = False, False
         try:
-            channel = channel or await layer.new_channel("layer-watch.")
+            # The default prefix: the list-based layer receives all of a process's channels in one loop.
+            channel = channel or await layer.new_channel()
             ok = await probe(layer, channel)
         except Exception:
             ok = False

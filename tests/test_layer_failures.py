@@ -139,3 +139,25 @@ async def test_a_hung_redis_costs_the_sender_a_bounded_wait(redis_server, connec
     assert await messages_with_body("redis is hanging") == 1
     assert not any(isinstance(frame, dict) for frame in frames)
     await asyncio.sleep(0)
+
+
+async def test_sockets_whose_join_failed_are_joined_once_the_layer_answers(
+    redis_server, monkeypatch, connect, alice, bob
+):
+    from channels_redis.pubsub import RedisPubSubLoopLayer
+
+    group_add = RedisPubSubLoopLayer.group_add
+
+    async def refused(self, group, channel):
+        raise ConnectionError("Too many connections")
+
+    monkeypatch.setattr(RedisPubSubLoopLayer, "group_add", refused)
+    readers = [await connect("burst", bob) for _ in range(3)]  # accepted, read-only for now
+    monkeypatch.setattr(RedisPubSubLoopLayer, "group_add", group_add)
+    sender = await connect("burst", alice)
+
+    await asyncio.sleep(layer_watch.PROBE_INTERVAL + 1)  # the watcher's next probe, then its resync
+    await sender.send_to(text_data=message_frame("everyone hears this"))
+
+    for reader in readers:
+        assert "everyone hears this" in "".join(await frames_until(reader, "everyone hears this", 5))
