@@ -309,3 +309,17 @@ def open_room(page: Any, room: str, timeout: float = 5.0) -> Any:
     finally:
         page.remove_listener("websocket", watch)
     return live[-1]
+
+
+def users_in_room(new_page: Callable[..., Any], room: str, *servers: DaphneServer) -> list[Any]:
+    """One new user per server given (all created in the first one's database), each logged in
+    through the real page and with `room` open on that server. Returns their pages in order."""
+    names = [unique("user") for _ in servers]
+    servers[0].create_users(*names)
+    pages = []
+    for name, server in zip(names, servers, strict=True):
+        page = new_page(base_url=server.url)
+        log_in(page, name)
+        open_room(page, room)
+        pages.append(page)
+    return pages

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.livesupport import log_in, open_room, unique
+from tests.livesupport import unique, users_in_room
 
 from .test_browser import message, send
 
@@ -25,13 +25,7 @@ def two_processes(live_server_factory):
 
 def test_a_page_whose_server_was_down_shows_what_was_posted_meanwhile_once(two_processes, new_page):
     first, second = two_processes
-    room, ada, grace = unique("blip"), unique("ada"), unique("grace")
-    first.create_users(ada, grace)
-    ada_page, grace_page = new_page(base_url=first.url), new_page(base_url=second.url)
-    log_in(ada_page, ada)
-    log_in(grace_page, grace)
-    open_room(ada_page, room)
-    open_room(grace_page, room)
+    ada_page, grace_page = users_in_room(new_page, unique("blip"), first, second)
     send(ada_page, "before the outage")
     ada_page.evaluate("window.notReloaded = true")  # gone if the page reloads
 
@@ -48,13 +42,7 @@ def test_a_page_whose_server_was_down_shows_what_was_posted_meanwhile_once(two_p
 
 def test_a_message_sent_while_disconnected_is_delivered_once_after_reconnect(two_processes, new_page):
     first, second = two_processes
-    room, ada, grace = unique("queued"), unique("ada"), unique("grace")
-    first.create_users(ada, grace)
-    ada_page, grace_page = new_page(base_url=first.url), new_page(base_url=first.url)
-    log_in(ada_page, ada)
-    log_in(grace_page, grace)
-    open_room(ada_page, room)
-    open_room(grace_page, room)
+    ada_page, grace_page = users_in_room(new_page, unique("queued"), first, first)
 
     first.stop(graceful=False)
     # htmx queues what is sent while the socket is down and sends it once it is open again.

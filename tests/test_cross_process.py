@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.livesupport import log_in, open_room, unique
+from tests.livesupport import unique, users_in_room
 
 from .test_browser import message, send
 
@@ -29,16 +29,16 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def test_messages_cross_between_two_processes_both_ways_live(live_server_factory, redis_url, new_page):
+@pytest.fixture(scope="module")
+def two_processes(live_server_factory, redis_url):
+    """Two daphne processes on one database, linked live only through Redis."""
     first = live_server_factory(REDIS_URL=redis_url)
-    second = live_server_factory(REDIS_URL=redis_url, DATABASE_URL=first.env["DATABASE_URL"])
-    room, ada, grace = unique("scale"), unique("ada"), unique("grace")
-    first.create_users(ada, grace)
-    ada_page, grace_page = new_page(base_url=first.url), new_page(base_url=second.url)
-    log_in(ada_page, ada)
-    log_in(grace_page, grace)
-    open_room(ada_page, room)
-    open_room(grace_page, room)
+    return first, live_server_factory(REDIS_URL=redis_url, DATABASE_URL=first.env["DATABASE_URL"])
+
+
+def test_messages_cross_between_two_processes_both_ways_live(two_processes, new_page):
+    first, second = two_processes
+    ada_page, grace_page = users_in_room(new_page, unique("scale"), first, second)
 
     send(ada_page, "hello from the first process")
     expect(message(grace_page, "hello from the first process")).to_have_count(1, timeout=LIVE)
@@ -53,16 +53,10 @@ def test_messages_cross_between_two_processes_both_ways_live(live_server_factory
         ]
 
 
-def test_a_room_on_another_process_hears_nothing(live_server_factory, redis_url, new_page):
-    first = live_server_factory(REDIS_URL=redis_url)
-    second = live_server_factory(REDIS_URL=redis_url, DATABASE_URL=first.env["DATABASE_URL"])
-    ada = unique("ada")
-    first.create_users(ada)
-    ada_page, watcher = new_page(base_url=first.url), new_page(base_url=second.url)
-    log_in(ada_page, ada)
-    room, other_room = unique("here"), unique("there")
-    open_room(ada_page, room)
-    open_room(watcher, other_room)
+def test_a_room_on_another_process_hears_nothing(two_processes, new_page):
+    first, second = two_processes
+    [ada_page] = users_in_room(new_page, unique("here"), first)
+    [watcher] = users_in_room(new_page, unique("there"), second)
 
     send(ada_page, "only for this room")
 
