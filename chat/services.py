@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import fragments, layer_watch
@@ -22,6 +22,8 @@ from .forms import MessageForm
 from .models import Message, Room
 
 logger = logging.getLogger(__name__)
+
+COULD_NOT_SAVE = "Your message could not be saved. Please try again."
 
 # A Redis that hangs instead of refusing costs at most this long per broadcast.
 BROADCAST_TIMEOUT = 3.0
@@ -58,8 +60,14 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str,
             message = Message.objects.create(room=room, author=author, body=body, token=token, seq=seq)
         created = True
     except IntegrityError:
-        message = Message.objects.select_related("room").get(author=author, token=token)
+        message = Message.objects.select_related("room").filter(author=author, token=token).first()
+        if message is None:  # not a resend: another constraint failed
+            raise ValidationError(COULD_NOT_SAVE) from None
         created = False
+    except DatabaseError:
+        # Nothing was stored and nothing is broadcast: the sender keeps the text and may retry.
+        logger.exception("saving a message in %s failed", room)
+        raise ValidationError(COULD_NOT_SAVE) from None
     message.author = author
     return Posted(message=message, created=created, html=fragments.message_appended(message=message))
 

@@ -274,3 +274,23 @@ async def test_after_a_layer_outage_only_sockets_behind_their_room_catch_up(conn
     [frame] = await receive_all(behind)
     assert 'hx-swap-oob="innerHTML"' in frame and f'id="message-{second}"' in frame
     assert await current.receive_nothing(timeout=0.3)
+
+
+async def test_a_save_that_fails_is_never_broadcast_and_the_socket_stays_usable(connect, alice, bob, monkeypatch):
+    from django.db import OperationalError
+
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+    create = Message.objects.create
+
+    def locked(**fields):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(Message.objects, "create", locked)
+    await sender.send_to(text_data=message_frame("not saved"))
+    assert "could not be saved" in await sender.receive_from()
+    assert await reader.receive_nothing(timeout=0.3)
+
+    monkeypatch.setattr(Message.objects, "create", create)
+    await sender.send_to(text_data=message_frame("saved now"))
+    assert "saved now" in (await receive_all(reader))[0]

@@ -91,3 +91,18 @@ def test_room_get_or_create_creates_once(db):
     first = services.room_get_or_create(name="new-room")
     assert services.room_get_or_create(name="new-room").pk == first.pk
     assert Room.objects.count() == 1
+
+
+def test_a_save_that_fails_stores_nothing_and_says_so(room, alice, monkeypatch):
+    from django.db import OperationalError
+
+    def locked(**fields):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(Message.objects, "create", locked)
+
+    with pytest.raises(ValidationError, match="could not be saved"):
+        post(room, alice, "lost?")
+    assert not Message.objects.exists()
+    room.refresh_from_db()
+    assert room.last_seq == 0
