@@ -10,16 +10,24 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from . import fragments, layer_watch, selectors, services
 from .models import Room, room_name_validator
+from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
 
 # Larger frames are refused unread: a 2,000-character message in htmx's JSON,
 # with its headers and the worst-case escaping, stays well below this.
 MAX_FRAME_CHARS = 16 * 1024
+
+# Frames one socket may send: a burst (a quick exchange, a reconnect's sync),
+# then a steady rate (settings: CHAT_SOCKET_BURST, CHAT_SOCKET_RATE per second).
+# Beyond that the sender is told to slow down.
+FRAME_BURST, FRAME_RATE = settings.CHAT_SOCKET_BURST, settings.CHAT_SOCKET_RATE
+TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
 
 # Application close codes (4000-4999): the htmx ws extension only reconnects
 # after 1006, 1011, 1012 and 1013, so these end the socket for good.
@@ -34,6 +42,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.room = None
         # The seq of the newest message this socket has shown (None: not known yet).
         self.seq: int | None = None
+        self.throttle = TokenBucket(burst=FRAME_BURST, rate=FRAME_RATE)
         try:
             room_name_validator(self.room_name)
         except ValidationError:
@@ -65,6 +74,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data, problem = parse_frame(text_data)
+        if not self.throttle.take():
+            problem = TOO_FAST
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif "after" in data:

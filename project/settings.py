@@ -145,6 +145,10 @@ else:
 if CHANNEL_LAYER != "memory" and not REDIS_URL:
     raise ImproperlyConfigured(f"CHANNEL_LAYER={CHANNEL_LAYER} needs REDIS_URL.")
 
+# Per-socket flood guard: a burst of frames, then this many per second on average.
+CHAT_SOCKET_BURST = int(os.environ.get("CHAT_SOCKET_BURST", "8"))
+CHAT_SOCKET_RATE = float(os.environ.get("CHAT_SOCKET_RATE", "1"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

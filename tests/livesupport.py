@@ -44,7 +44,7 @@ PASSWORD = "correct-horse-battery-staple"
 # is valid in another that shares the database.
 SECRET_KEY = f"test-secret-{uuid4().hex}"
 # Variables of the calling shell that would change what the server runs against.
-INHERITED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "DJANGO_")
+INHERITED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "DJANGO_", "CHANNEL_LAYER", "CHAT_")
 
 
 def free_port() -> int:

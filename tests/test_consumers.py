@@ -1,5 +1,6 @@
 """The room socket: live fan-out of server-rendered fragments, and refusing bad frames."""
 
+import asyncio
 import json
 from uuid import uuid4
 
@@ -74,7 +75,10 @@ BAD_FRAMES = {
 }
 
 
-async def test_bad_frames_get_an_error_fragment_store_nothing_and_keep_the_socket_usable(connect, alice, bob):
+async def test_bad_frames_get_an_error_fragment_store_nothing_and_keep_the_socket_usable(
+    connect, alice, bob, monkeypatch
+):
+    monkeypatch.setattr("chat.consumers.FRAME_BURST", 100)  # this test is not about flooding
     sender = await connect("general", alice)
     reader = await connect("general", bob)
 
@@ -294,3 +298,22 @@ async def test_a_save_that_fails_is_never_broadcast_and_the_socket_stays_usable(
     monkeypatch.setattr(Message.objects, "create", create)
     await sender.send_to(text_data=message_frame("saved now"))
     assert "saved now" in (await receive_all(reader))[0]
+
+
+async def test_a_flooding_socket_is_told_to_slow_down_and_others_are_unaffected(connect, alice, bob):
+    from chat.consumers import FRAME_BURST
+
+    flooder = await connect("general", alice)
+    reader = await connect("general", bob)
+
+    for i in range(FRAME_BURST + 5):
+        await flooder.send_to(text_data=message_frame(f"flood {i}"))
+    frames = await receive_all(flooder)
+
+    assert sum("too fast" in frame for frame in frames) == 5
+    assert await count_messages() == FRAME_BURST
+    assert len([f for f in await receive_all(reader) if "flood" in f]) == FRAME_BURST
+    # After a pause the socket works again.
+    await asyncio.sleep(1.1)
+    await flooder.send_to(text_data=message_frame("calm again"))
+    assert "calm again" in (await receive_all(reader))[0]

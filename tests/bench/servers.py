@@ -19,7 +19,7 @@ from tests.procfile import web_daphne
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 # Variables that would change the product's configuration: the bench sets its own.
-PRODUCT_ENV_PREFIXES = ("DJANGO_", "DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER", "BENCH_")
+PRODUCT_ENV_PREFIXES = ("DJANGO_", "DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER", "CHAT_", "BENCH_")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
