@@ -38,7 +38,7 @@ class Message(models.Model):
     body = models.TextField(max_length=MESSAGE_BODY_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
     seq = models.PositiveBigIntegerField()
-    # Chosen by the form that sent the message: a resend carries the same token.
+    # From the sending form's token and the text: a resend of the same form carries the same one.
     token = models.UUIDField()
 
     class Meta:

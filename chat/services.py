@@ -9,6 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid5
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -51,7 +52,10 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: dict[str,
     form = MessageForm(data)
     if not form.is_valid():
         raise ValidationError([error for errors in form.errors.values() for error in errors])
-    body, token = form.cleaned_data["message"], form.cleaned_data["token"]
+    body = form.cleaned_data["message"]
+    # A resend is the same form with the same text. A fast typer may send a second,
+    # different text before the fresh token arrives: that is a new message, not a resend.
+    token = uuid5(form.cleaned_data["token"], body)
     try:
         with transaction.atomic():
             # The room row lock orders the room's messages: seq follows commit order.

@@ -106,3 +106,12 @@ def test_a_save_that_fails_stores_nothing_and_says_so(room, alice, monkeypatch):
     assert not Message.objects.exists()
     room.refresh_from_db()
     assert room.last_seq == 0
+
+
+def test_a_different_text_sent_before_the_form_was_renewed_is_a_new_message(room, alice):
+    token = uuid4()
+    first = post(room, alice, "first thought", token)
+    second = post(room, alice, "second thought", token)
+
+    assert first.created and second.created
+    assert [m.body for m in Message.objects.order_by("seq")] == ["first thought", "second thought"]
