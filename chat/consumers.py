@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from . import fragments, layer_watch, selectors, services
-from .models import Room, room_name_validator
+from .models import Room, room_group_name, room_name_validator
 from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_BAD_ROOM)
             return
-        self.group_name = f"chat.{self.room_name}"
+        self.group_name = room_group_name(self.room_name)
         await self.accept()
         self.joined = await self.join()
         layer_watch.watch(self.channel_name, self.room_name)
@@ -73,9 +73,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.info("leaving %s failed: %r", self.group_name, exc)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        data, problem = parse_frame(text_data)
-        if not self.throttle.take():
-            problem = TOO_FAST
+        # The flood guard comes first: a frame over the limit is not even parsed.
+        data, problem = parse_frame(text_data) if self.throttle.take() else ({}, TOO_FAST)
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif "after" in data:

@@ -30,7 +30,7 @@ _failure_reported = False
 
 
 def report_failure() -> None:
-    """A broadcast from this process failed: resync its sockets once the layer answers again."""
+    """A broadcast or a group join in this process failed: resync its sockets once the layer answers again."""
     global _failure_reported
     _failure_reported = True
 

@@ -13,6 +13,11 @@ room_name_validator = RegexValidator(
 MESSAGE_BODY_MAX_LENGTH = 2000
 
 
+def room_group_name(name: str) -> str:
+    """The Channels group of a room's sockets (a valid room name makes a valid group name)."""
+    return f"chat.{name}"
+
+
 class Room(models.Model):
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, validators=[room_name_validator])
     created = models.DateTimeField(auto_now_add=True)
@@ -29,7 +34,7 @@ class Room(models.Model):
 
     @property
     def group_name(self) -> str:
-        return f"chat.{self.name}"
+        return room_group_name(self.name)
 
 
 class Message(models.Model):
