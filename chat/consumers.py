@@ -1,11 +1,13 @@
 """The room socket: one consumer per browser tab, one Channels group per room.
 
-Thin by design: parse the frame, call a service, send what it returns. The
-frames are documented in docs/protocol.md.
+Thin by design: parse the frame, call a service, send what it returns. Catch-up
+lives in chat/catch_up.py, connection status in chat/liveness.py, every frame's
+HTML in chat/fragments.py. The frames are documented in docs/protocol.md.
 """
 
 import json
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,8 +15,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from . import fragments, layer_watch, selectors, services
-from .models import Room, room_group_name, room_name_validator
+from . import catch_up, fragments, layer_watch, liveness, services
+from .models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
         self.room = None
-        # The seq of the newest message this socket has shown (None: not known yet).
+        # The seq of the newest change this socket has shown; None until the page's sync
+        # frame says where it is (broadcasts before that are in the database it reads).
         self.seq: int | None = None
+        self.behind_at: int | None = None
+        self.last_sent = time.monotonic()
         self.throttle = TokenBucket(burst=FRAME_BURST, rate=FRAME_RATE)
         try:
             room_name_validator(self.room_name)
@@ -49,10 +54,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_BAD_ROOM)
             return
+        # The reader's time zone: the room page they just loaded put it in their session.
+        session = self.scope.get("session")
+        self.zone_name = (session.get("time_zone") if session is not None else None) or DEFAULT_TIME_ZONE
         self.group_name = room_group_name(self.room_name)
         await self.accept()
         self.joined = await self.join()
+        catch_up.rooms.join(self.room_name)
         layer_watch.watch(self.channel_name, self.room_name)
+        liveness.register(self)
+        await self.send(text_data=fragments.connection_status())
 
     async def join(self) -> bool:
         """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
@@ -66,11 +77,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group_name"):
+            liveness.unregister(self)
+            catch_up.rooms.leave(self.room_name)
             layer_watch.unwatch(self.channel_name)
             try:
                 await self.channel_layer.group_discard(self.group_name, self.channel_name)
             except Exception as exc:  # the layer is down; its groups went with it
                 logger.info("leaving %s failed: %r", self.group_name, exc)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        self.last_sent = time.monotonic()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The flood guard comes first: a frame over the limit is not even parsed.
@@ -78,71 +95,75 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif "after" in data:
-            await self.catch_up(after_id=parse_cursor(data["after"]))
+            await self.sync(cursor=parse_cursor(data["after"]))
         else:
             await self.post(data)
 
     async def post(self, data: dict[str, Any]) -> None:
+        user = self.scope.get("user")
         try:
-            posted = await database_sync_to_async(self.post_sync)(data)
+            draft = services.message_validate(author=user, data=data)
         except ValidationError as error:
             await self.send(text_data=fragments.compose_errors(errors=error.messages))
+            return
+        # The input is emptied as soon as the text is known to be valid, so what the sender types
+        # next is not wiped by a reset arriving after the save; a failed save puts the text back.
+        await self.send(text_data=fragments.compose_reset())
+        try:
+            posted = await database_sync_to_async(self.save_sync)(user, draft)
+        except ValidationError as error:
+            await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
             return
         if posted.created and not await services.message_broadcast(posted=posted):
             # The layer is down: the sender still sees the message (by the same rules as a
             # broadcast, so a late copy from the layer is skipped); others catch up later.
             await self.chat_message(services.message_event(posted=posted))
-        await self.send(text_data=fragments.compose_reset())
 
-    def post_sync(self, data: dict[str, Any]) -> services.Posted:
+    def save_sync(self, user, draft: services.Draft) -> services.Posted:
         if self.room is None:
             self.room = services.room_get_or_create(name=self.room_name)
-        return services.message_post(room=self.room, author=self.scope.get("user"), data=data)
+        return services.message_save(room=self.room, author=user, draft=draft)
 
-    async def catch_up(self, *, after_id: int | None = None) -> None:
-        """Resend the recent history if this page misses a message.
+    async def sync(self, *, cursor: int) -> None:
+        """The page says where it is (on every open). Once per socket: it never gets the same history twice."""
+        if self.seq is not None:
+            return
+        known = catch_up.rooms.known(self.room_name)
+        if known is not None and cursor >= known:
+            self.seq = known  # up to date: no query, nothing to send
+            return
+        await self.catch_up(cursor=cursor)
 
-        `after_id`: the newest message the page says it shows (its sync frame).
-        None: judge by the seq this socket was last sent (after a layer outage).
-        """
-        html = await database_sync_to_async(self.catch_up_sync)(after_id)
-        if html:
-            await self.send(text_data=html)
-
-    def catch_up_sync(self, after_id: int | None) -> str | None:
-        newest = selectors.room_newest_message(room_name=self.room_name)
-        if newest is None:
-            self.seq = self.seq or 0
-            return None
-        if after_id is not None:
-            missed = newest.pk > after_id
-        else:
-            missed = self.seq is None or newest.seq > self.seq
-        if not missed:
-            self.seq = max(self.seq or 0, newest.seq)
-            return None
-        history = selectors.room_history(room=newest.room_id)
-        self.seq = max(self.seq or 0, history[-1].seq)
-        return fragments.history_replaced(messages=history)
+    async def catch_up(self, *, cursor: int) -> None:
+        """Send what comes after `cursor`, in order, and move this socket's position there."""
+        result = await database_sync_to_async(catch_up.catch_up)(
+            room_name=self.room_name, cursor=cursor, zone_name=self.zone_name
+        )
+        for frame in result.frames:
+            await self.send(text_data=frame)
+        self.seq = max(self.seq or 0, result.seq)
+        catch_up.rooms.advance(self.room_name, result.seq)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        """A message for the room. Seqs go 1, 2, 3… per room: one seen already is skipped,
-        and a gap means a broadcast was lost, so the authoritative history replaces the list."""
+        """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
+        and a gap means a broadcast was lost, so what is missing comes from the database."""
         seq = event["seq"]
-        if self.seq is not None and seq <= self.seq:
+        catch_up.rooms.advance(self.room_name, seq)
+        if self.seq is None or seq <= self.seq:
             return
-        if self.seq is not None and seq > self.seq + 1:
-            await self.catch_up(after_id=0)
+        if seq > self.seq + 1:
+            await self.catch_up(cursor=self.seq)
             return
         self.seq = seq
-        await self.send(text_data=event["html"])
+        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
 
     async def chat_resync(self, event: dict[str, Any]) -> None:
-        """The layer is back after an outage: rejoin if needed; catch up if the room got ahead of this socket."""
+        """The room is ahead of this socket (the layer is back after an outage, or a lost broadcast that
+        nothing followed): rejoin if needed, and catch up if this page is behind."""
         if not self.joined:
             self.joined = await self.join()
-        if self.seq is None or self.seq < event["seq"]:
-            await self.catch_up()
+        if self.seq is not None and self.seq < event["seq"]:
+            await self.catch_up(cursor=self.seq)
 
 
 def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:

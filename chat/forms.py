@@ -1,9 +1,25 @@
 """Validation shared by both paths: the HTTP views and the WebSocket consumer."""
 
+import unicodedata
+import zoneinfo
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
 
-from .models import MESSAGE_BODY_MAX_LENGTH, ROOM_NAME_MAX_LENGTH, room_name_validator
+from .models import MESSAGE_BODY_MAX_LENGTH, MESSAGE_MAX_LINES, ROOM_NAME_MAX_LENGTH, room_name_validator
+
+EMPTY_MESSAGE = "Type a message first."
+
+# Characters that draw nothing: format characters (zero-width space and joiners, the BOM, bidi
+# marks), controls, unassigned and private-use code points, and a few letters that render blank.
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs", "Mn", "Me"}
+BLANK_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u180e"}
+
+
+def is_invisible(text: str) -> bool:
+    """True if `text` would show nothing at all (a blank message in disguise)."""
+    return all(ch.isspace() or ch in BLANK_LETTERS or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
 class RoomForm(forms.Form):
@@ -21,13 +37,38 @@ class MessageForm(forms.Form):
         max_length=MESSAGE_BODY_MAX_LENGTH,
         strip=True,
         error_messages={
-            "required": "Type a message first.",
+            "required": EMPTY_MESSAGE,
             "max_length": "A message is at most %(limit_value)d characters (this one has %(show_value)d).",
         },
     )
     # Idempotency: the form carries a fresh token; a resend of the same form reuses it.
     token = forms.UUIDField(
         widget=forms.HiddenInput, error_messages={"required": "The form is stale: reload the page."}
+    )
+
+    def clean_message(self) -> str:
+        body = self.cleaned_data["message"].replace("\r\n", "\n").replace("\r", "\n")
+        if is_invisible(body):
+            raise ValidationError(EMPTY_MESSAGE, code="required")
+        lines = body.count("\n") + 1
+        if lines > MESSAGE_MAX_LINES:
+            raise ValidationError(
+                f"A message is at most {MESSAGE_MAX_LINES} lines (this one has {lines}).", code="max_lines"
+            )
+        return body
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+    return [(zone, zone.replace("_", " ")) for zone in zones]
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=time_zone_choices,
+        help_text="Times and dates of messages are shown in this zone.",
+        error_messages={"invalid_choice": "Choose a time zone from the list."},
     )
 
 

@@ -1,31 +1,134 @@
 """Every piece of HTML the server pushes over a socket, rendered from templates.
 
-The socket protocol (what the browser sends, what it gets back) is documented
-in docs/protocol.md; each function here renders one of the frames it lists.
+The socket protocol (what the browser sends, what it gets back) is documented in
+docs/protocol.md; each public function here renders one of the frames it lists.
+
+A message is rendered once per process and time zone, never once per recipient:
+rendered items are kept in a small LRU keyed by (message, seq, time, zone), which every
+socket of the process shares, for live messages and catch-up alike.
 """
 
+import zoneinfo
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
 from uuid import uuid4
 
+from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
-from .models import Message
-
-
-def message_appended(*, message: Message) -> str:
-    """A new message, for every member of the room: appended to the list, cursor moved."""
-    return render_to_string("chat/oob/_message_appended.html", {"message": message})
+from . import days
+from .models import DEFAULT_TIME_ZONE, Message
 
 
-def history_replaced(*, messages: list[Message]) -> str:
-    """The authoritative recent history, replacing the list after a reconnect."""
-    return render_to_string("chat/oob/_history_replaced.html", {"history": messages})
+class RenderCache:
+    """Least recently used rendered fragments, by key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple, SafeString] = OrderedDict()
+
+    def get(self, key: tuple, render: Callable[[], str]) -> SafeString:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        html = self.items[key] = mark_safe(render())  # our own template's output
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return html
+
+
+_rendered = RenderCache(4096)
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """A reader's zone by name; anything unknown reads in UTC."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+def render_in(zone_name: str, template: str, context: dict[str, Any]) -> str:
+    with timezone.override(zone(zone_name)):
+        return render_to_string(template, context)
+
+
+def timeline_items(entries: Iterable[days.Entry], *, zone_name: str) -> list[SafeString]:
+    """Day separators and message items, each message rendered once per process and zone."""
+    items = []
+    for entry in entries:
+        if entry.day is not None:
+            items.append(
+                mark_safe(render_in(zone_name, "chat/_day.html", {"day": entry.day, "message": entry.message}))
+            )
+        message = entry.message
+        key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name)
+        items.append(_rendered.get(key, lambda m=message: render_in(zone_name, "chat/_message.html", {"message": m})))
+    return items
+
+
+def message_from_event(event: dict[str, Any]) -> Message:
+    """The message a group event describes, rebuilt for templates without a query."""
+    author = get_user_model()(username=event["author"])
+    message = Message(
+        pk=event["id"], seq=event["seq"], body=event["body"], created=datetime.fromisoformat(event["created"])
+    )
+    message.author = author
+    return message
+
+
+def message_appended(*, event: dict[str, Any], zone_name: str) -> str:
+    """A new message for every member of the room: appended (after its day, if it opens one), cursor moved."""
+
+    def render() -> str:
+        message = message_from_event(event)
+        previous = datetime.fromisoformat(event["previous"]) if event.get("previous") else None
+        entries = days.entries([message], previous=previous, zone=zone(zone_name))
+        return render_in(
+            zone_name,
+            "chat/oob/_appended.html",
+            {"items": timeline_items(entries, zone_name=zone_name), "cursor": message.seq},
+        )
+
+    return _rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name), render)
+
+
+def caught_up(*, entries: list[days.Entry], cursor: int, zone_name: str) -> str:
+    """What a page missed, appended in order; the cursor moves to the last of them."""
+    items = timeline_items(entries, zone_name=zone_name)
+    return render_in(zone_name, "chat/oob/_appended.html", {"items": items, "cursor": cursor})
+
+
+def gap_appended(
+    *, room_name: str, entries: list[days.Entry], missed: int, before: int, after: int, cursor: int, zone_name: str
+) -> str:
+    """For a page too far behind: a marker for the `missed` messages it does not get, then the latest page."""
+    context = {
+        "room_name": room_name,
+        "items": timeline_items(entries, zone_name=zone_name),
+        "gap": {"missed": missed, "before": before, "after": after},
+        "cursor": cursor,
+    }
+    return render_in(zone_name, "chat/oob/_appended.html", context)
+
+
+def connection_status() -> str:
+    """A fresh status element: its animation shows "Reconnecting…" unless another copy replaces it in time."""
+    return render_to_string("chat/oob/_connection_status.html")
 
 
 def compose_reset() -> str:
-    """For the sender after a successful send: an empty input, a fresh token, no errors."""
+    """For the sender as soon as a post is valid: an empty input, a fresh token, no errors."""
     return render_to_string("chat/oob/_compose_reset.html", {"token": uuid4()})
 
 
-def compose_errors(*, errors: list[str]) -> str:
-    """For the sender only: why the message was not sent. The typed text stays."""
-    return render_to_string("chat/oob/_compose_errors.html", {"errors": errors})
+def compose_errors(*, errors: list[str], restore: str | None = None) -> str:
+    """For the sender only: why the message was not sent. The typed text stays; `restore` puts a text
+    back into the input (a save that failed after the input was already reset)."""
+    return render_to_string(
+        "chat/oob/_compose_errors.html", {"errors": errors, "restore": restore is not None, "body": restore or ""}
+    )

@@ -15,7 +15,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from . import selectors
+from . import catch_up, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def report_failure() -> None:
     """A broadcast or a group join in this process failed: resync its sockets once the layer answers again."""
     global _failure_reported
     _failure_reported = True
+    catch_up.rooms.forget()
 
 
 def watch(channel_name: str, room_name: str) -> None:
@@ -62,6 +63,8 @@ async def probe(layer, channel: str) -> bool:
 async def resync(layer) -> None:
     """Tell every socket of this process its room's newest seq (one query per room)."""
     newest = await database_sync_to_async(selectors.rooms_newest_seq)(names=set(_rooms.values()))
+    for room, seq in newest.items():
+        catch_up.rooms.advance(room, seq)
     for channel, room in list(_rooms.items()):
         await layer.send(channel, {"type": "chat.resync", "seq": newest.get(room, 0)})
 
@@ -81,6 +84,7 @@ async def _watch(layer) -> None:
         failures = 0 if ok else failures + 1
         if healthy and failures >= FAILED_PROBES_FOR_OUTAGE:
             healthy = False
+            catch_up.rooms.forget()
             logger.warning("channel layer unreachable: live delivery paused, messages are still saved")
         if ok and not healthy:
             try:

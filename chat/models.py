@@ -1,4 +1,6 @@
-"""Rooms and the messages posted in them."""
+"""Rooms, the messages posted in them, and each user's reading preferences."""
+
+import zoneinfo
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -11,6 +13,8 @@ room_name_validator = RegexValidator(
     "A room name is 1 to 64 letters, digits, hyphens, underscores or dots.",
 )
 MESSAGE_BODY_MAX_LENGTH = 2000
+MESSAGE_MAX_LINES = 50
+DEFAULT_TIME_ZONE = "UTC"
 
 
 def room_group_name(name: str) -> str:
@@ -55,3 +59,17 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author} in {self.room}: {self.body[:40]}"
+
+
+class Profile(models.Model):
+    """What a signed-in user chose for reading: the time zone times and dates are shown in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    time_zone = models.CharField(max_length=64, default=DEFAULT_TIME_ZONE)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone}"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)

@@ -1,27 +1,91 @@
-"""Reads: rooms for the lobby, the history a room page or a reconnecting socket shows."""
+"""Reads: rooms for the lobby, pages of a room's history, and what a reconnecting socket missed."""
+
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from .models import Message, Room
+from .models import DEFAULT_TIME_ZONE, Message, Profile, Room
 
-HISTORY_LENGTH = 50
+PAGE_LENGTH = 50
+HISTORY_LENGTH = PAGE_LENGTH
+
+
+@dataclass(frozen=True)
+class Page:
+    """A run of a room's messages, oldest first, and whether there are more on either side."""
+
+    messages: list[Message]
+    has_older: bool
+    has_newer: bool
+
+    @property
+    def first_id(self) -> int | None:
+        return self.messages[0].pk if self.messages else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.messages[-1].pk if self.messages else None
 
 
 def room_list_recent(*, limit: int = 100) -> QuerySet[Room]:
     return Room.objects.order_by("-last_activity", "-id")[:limit]
 
 
+def room_page(
+    *, room: Room | int, before: int | None = None, after: int | None = None, limit: int = PAGE_LENGTH
+) -> Page:
+    """One page of a room by keyset on (room, id), never OFFSET: as fast 500,000 messages back as at the end.
+
+    No bounds: the latest `limit`. `before`: the `limit` just before that id. `after` alone: the `limit` just
+    after it. Both: the newest `limit` strictly between them (filling a gap from its newer end).
+    """
+    messages = Message.objects.filter(room=room).select_related("author")
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    if after is not None:
+        messages = messages.filter(id__gt=after)
+    if after is not None and before is None:
+        rows = list(messages.order_by("id")[: limit + 1])
+        return Page(messages=rows[:limit], has_older=True, has_newer=len(rows) > limit)
+    rows = list(messages.order_by("-id")[: limit + 1])
+    return Page(messages=list(reversed(rows[:limit])), has_older=len(rows) > limit, has_newer=before is not None)
+
+
 def room_history(*, room: Room | int, limit: int = HISTORY_LENGTH) -> list[Message]:
     """The latest `limit` messages of a room, oldest first."""
-    latest = Message.objects.filter(room=room).select_related("author").order_by("-id")[:limit]
+    return room_page(room=room, limit=limit).messages
+
+
+def message_in_room(*, room: Room | int, pk: int) -> Message | None:
+    """One message of the room, id, seq and time only (where a page's batch meets what it shows)."""
+    return Message.objects.filter(room=room, pk=pk).only("id", "seq", "created").first()
+
+
+def room_changes_since(*, room_name: str, seq: int, limit: int) -> list[Message]:
+    """The message at `seq` (if any, for its day) and up to `limit` + 1 after it (one more than asked shows
+    there are more), in seq order."""
+    changes = Message.objects.filter(room__name=room_name, seq__gte=seq).select_related("author").order_by("seq")
+    return list(changes[: limit + 2])
+
+
+def room_latest(*, room_name: str, limit: int) -> list[Message]:
+    """The newest `limit` messages of a room, oldest first (a page too far behind starts again from here)."""
+    latest = Message.objects.filter(room__name=room_name).select_related("author").order_by("-seq")[:limit]
     return list(reversed(latest))
 
 
-def room_newest_message(*, room_name: str) -> Message | None:
-    """The room's newest message, id, seq and room id only: what a socket compares its position with."""
-    return Message.objects.filter(room__name=room_name).only("id", "seq", "room_id").order_by("-id").first()
+def room_seq(*, room_name: str) -> int:
+    """The seq of the room's newest message (0: none, or no such room)."""
+    return Room.objects.filter(name=room_name).values_list("last_seq", flat=True).first() or 0
 
 
 def rooms_newest_seq(*, names: set[str]) -> dict[str, int]:
     """The seq of each named room's newest message (rooms without messages are left out)."""
     return dict(Room.objects.filter(name__in=names, last_seq__gt=0).values_list("name", "last_seq"))
+
+
+def user_time_zone(*, user) -> str:
+    """The zone a user reads times in (UTC for anonymous readers and for users who never chose)."""
+    if user is None or not user.is_authenticated:
+        return DEFAULT_TIME_ZONE
+    return Profile.objects.filter(user=user).values_list("time_zone", flat=True).first() or DEFAULT_TIME_ZONE

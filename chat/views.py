@@ -1,19 +1,25 @@
-"""Pages: lobby, room and sign-up. Every action is a plain form, so all of it works without JavaScript."""
+"""Pages: lobby, room (and its older history), sign-up and account settings.
+
+Every action is a plain form, so all of it works without JavaScript.
+"""
 
 from uuid import uuid4
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors, services
-from .forms import RoomForm, SignupForm
-from .models import room_name_validator
+from . import days, selectors, services
+from .forms import RoomForm, SignupForm, TimeZoneForm
+from .models import Room, room_name_validator
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -32,11 +38,16 @@ def lobby(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
+    """The room: its newest page, live. `?before=<id>` / `?after=<id>`: a page of older history (not live);
+    the same with htmx: just the batch, for the scroller's older-history sentinel."""
     try:
         room_name_validator(room_name)
     except ValidationError as error:
         raise Http404(error.message) from None
     room = services.room_get_or_create(name=room_name)
+    before, after = message_id(request.GET.get("before")), message_id(request.GET.get("after"))
+    if request.method == "GET" and request.htmx and before is not None:
+        return vary_on_htmx(older_batch(request, room, before=before, after=after))
     errors: list[str] = []
     body = ""
     if request.method == "POST":
@@ -48,17 +59,66 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
             if posted.created:
                 services.message_broadcast_on_commit(posted=posted)
             return redirect("chat:room", room_name=room.name)
-    history = selectors.room_history(room=room)
+        before = after = None
+    page = selectors.room_page(room=room, before=before, after=after)
     context = {
         "room": room,
-        "history": history,
-        "last_id": history[-1].pk if history else 0,
+        "page": page,
+        "entries": days.entries(page.messages),
+        "historic": before is not None or after is not None,
+        # The page's position in the room's stream: a reconnecting socket sends it back.
+        "cursor": page.messages[-1].seq if page.messages else 0,
+        "zone_name": timezone.get_current_timezone_name(),
         "errors": errors,
         "body": body,
         # Each rendered form gets its own token: submitting it twice stores one message.
         "token": uuid4(),
     }
-    return render(request, "chat/room.html", context, status=400 if errors else 200)
+    return vary_on_htmx(render(request, "chat/room.html", context, status=400 if errors else 200))
+
+
+def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | None) -> HttpResponse:
+    """The 50 messages before `before` (and after `after`, filling a gap), to go in place of the sentinel."""
+    page = selectors.room_page(room=room, before=before, after=after)
+    gap = None
+    previous = None
+    if after is not None:
+        shown_above = selectors.message_in_room(room=room, pk=after) if after else None
+        if page.has_older and page.messages:
+            missed = page.messages[0].seq - (shown_above.seq if shown_above else 0) - 1
+            gap = {"missed": missed, "before": page.first_id, "after": after}
+        elif shown_above is not None:
+            previous = shown_above.created  # the batch closes the gap: its first day may continue that one
+    below = selectors.message_in_room(room=room, pk=before)
+    same_day = (
+        below is not None
+        and page.messages
+        and days.local_day(page.messages[-1].created) == days.local_day(below.created)
+    )
+    context = {
+        "room_name": room.name,
+        "page": page,
+        "entries": days.entries(page.messages, previous=previous),
+        "gap": gap,
+        "between": after is not None,
+        "drop_day_of": below.pk if same_day else None,
+    }
+    return render(request, "chat/_older_page.html", context)
+
+
+def message_id(value: str | None) -> int | None:
+    """A message id from the query string; anything else counts as absent."""
+    try:
+        number = int(value or "")
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    # The same URL answers with a page or with a fragment: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -70,6 +130,21 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.get_username()}.")
         return redirect(safe_next(request) or "chat:lobby")
     return render(request, "registration/signup.html", {"form": form, "next": safe_next(request)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HtmxHttpRequest) -> HttpResponse:
+    """The signed-in user's reading preferences: the time zone messages are shown in."""
+    current = selectors.user_time_zone(user=request.user)
+    form = TimeZoneForm(request.POST or None, initial={"time_zone": current})
+    if request.method == "POST" and form.is_valid():
+        zone_name = services.time_zone_set(user=request.user, time_zone=form.cleaned_data["time_zone"])
+        request.session["time_zone"] = zone_name
+        messages.success(request, f"Times are now shown in {zone_name}.")
+        return redirect(safe_next(request) or "account-settings")
+    status = 400 if form.is_bound else 200
+    return render(request, "accounts/settings.html", {"form": form, "next": safe_next(request)}, status=status)
 
 
 def safe_next(request: HttpRequest) -> str:

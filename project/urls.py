@@ -5,6 +5,7 @@ from chat import views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/settings/", views.account_settings, name="account-settings"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("", include("chat.urls")),

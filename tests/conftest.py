@@ -64,14 +64,33 @@ def session_cookie(user: User) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
+def sync_frame(after) -> str:
+    """What the page's hidden #sync form sends each time the socket opens: the seq of the last change it shows."""
+    return json.dumps({"after": str(after), "HEADERS": {"HX-Request": "true", "HX-Trigger": "sync"}})
+
+
+room_seq = database_sync_to_async(
+    lambda name: Room.objects.filter(name=name).values_list("last_seq", flat=True).first()
+)
+
+LATEST = "latest"
+
+
 @pytest.fixture
 async def connect(transactional_db) -> AsyncIterator[Callable]:
-    """Open communicators on the real ASGI app (origin check, auth, routing) and close them after the test."""
+    """Open communicators on the real ASGI app (origin check, auth, routing) and close them after the test.
+
+    Like a page that was just loaded: the status frame every socket gets on connect is read, then the
+    page's sync frame is sent with the room's current seq (`cursor=LATEST`), a given cursor, or none
+    (`cursor=None`).
+    """
     from project.asgi import application
 
     opened: list[WebsocketCommunicator] = []
 
-    async def _connect(room_name: str, user: User | None = None) -> WebsocketCommunicator:
+    async def _connect(
+        room_name: str, user: User | None = None, cursor: int | str | None = LATEST
+    ) -> WebsocketCommunicator:
         headers = [(b"origin", b"http://localhost")]
         if user is not None:
             headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
@@ -79,6 +98,11 @@ async def connect(transactional_db) -> AsyncIterator[Callable]:
         connected, _ = await communicator.connect()
         assert connected
         opened.append(communicator)
+        assert 'id="connection-status"' in await communicator.receive_from()
+        if cursor == LATEST:
+            cursor = await room_seq(room_name) or 0
+        if cursor is not None:
+            await communicator.send_to(text_data=sync_frame(cursor))
         return communicator
 
     yield _connect

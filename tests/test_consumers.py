@@ -2,14 +2,16 @@
 
 import asyncio
 import json
+import re
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 from channels.db import database_sync_to_async
 from django.test import Client
 
 from chat.models import Message
 
-from .conftest import message_frame, post_message, receive_all
+from .conftest import message_frame, post_message, receive_all, sync_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -59,7 +61,7 @@ async def test_every_message_moves_the_pages_cursor(connect, alice, bob):
 
     [frame] = await receive_all(reader)
     message = await database_sync_to_async(Message.objects.get)()
-    assert f'id="sync-after" name="after" value="{message.pk}" hx-swap-oob="true"' in frame
+    assert f'id="sync-after" name="after" value="{message.seq}" hx-swap-oob="true"' in frame
 
 
 BAD_FRAMES = {
@@ -177,78 +179,117 @@ async def test_a_foreign_origin_is_refused(connect):
     assert not connected
 
 
-def sync_frame(after) -> str:
-    """What the page's hidden #sync form sends each time the socket opens."""
-    return json.dumps({"after": str(after), "HEADERS": {"HX-Request": "true", "HX-Trigger": "sync"}})
-
-
 create_messages = database_sync_to_async(
-    lambda room, author, n: [post_message(room, author, f"missed {i}").pk for i in range(n)]
+    lambda room, author, n, prefix="missed": [post_message(room, author, f"{prefix} {i}") for i in range(n)]
 )
+
+
+def shown_ids(frames: list[str]) -> list[int]:
+    """The message ids appended by these frames, in the order the page shows them."""
+    return [int(pk) for frame in frames for pk in re.findall(r'<li id="message-(\d+)"', frame)]
 
 
 async def test_a_page_that_is_up_to_date_gets_nothing_on_connect(connect, room, alice):
     [last] = await create_messages(room, alice, 1)
-    page = await connect(room.name)
 
-    await page.send_to(text_data=sync_frame(last))
+    page = await connect(room.name, cursor=last.seq)
 
     assert await page.receive_nothing(timeout=0.2)
 
 
-async def test_a_page_that_missed_messages_gets_the_history_replaced_once_in_order(connect, room, alice):
-    ids = await create_messages(room, alice, 3)
-    page = await connect(room.name)
+async def test_a_page_that_missed_messages_gets_exactly_those_appended_in_order(connect, room, alice):
+    missed = await create_messages(room, alice, 3)
 
-    await page.send_to(text_data=sync_frame(ids[0]))
+    page = await connect(room.name, cursor=missed[0].seq)
+
+    frames = await receive_all(page)
+    assert shown_ids(frames) == [missed[1].pk, missed[2].pk]
+    assert all('hx-swap-oob="beforeend:#messages"' in frame for frame in frames)
+    assert "innerHTML" not in "".join(frames)  # appended, never a replacement of what the page has
+    assert f'value="{missed[2].seq}" hx-swap-oob="true"' in frames[-1]
+
+
+async def test_a_sync_that_asks_for_nothing_new_costs_no_query(connect, room, alice, bob, monkeypatch):
+    from chat import catch_up, selectors
+
+    [last] = await create_messages(room, alice, 1)
+    first = await connect(room.name, bob, cursor=0)
+    assert len(shown_ids(await receive_all(first))) == 1  # this process now knows the room's newest seq
+    queries = []
+    for name in ("room_changes_since", "room_seq", "room_latest"):
+        real = getattr(selectors, name)
+        monkeypatch.setattr(selectors, name, lambda real=real, **kw: queries.append(kw) or real(**kw))
+
+    page = await connect(room.name, cursor=last.seq)
+    assert await page.receive_nothing(timeout=0.2)
+    assert queries == []
+    assert catch_up.rooms.known(room.name) == last.seq
+
+    behind = await connect(room.name, cursor=0)  # a page that is behind does read the database
+    assert len(shown_ids(await receive_all(behind))) == 1
+    assert len(queries) == 1
+
+
+async def test_a_socket_never_renders_the_same_history_twice(connect, room, alice):
+    await create_messages(room, alice, 5)
+    page = await connect(room.name, cursor=0)
+    assert len(shown_ids(await receive_all(page))) == 5
+
+    for _ in range(3):  # a hostile page asking again and again
+        await page.send_to(text_data=sync_frame(0))
+    assert await page.receive_nothing(timeout=0.3)
+
+
+async def test_a_page_far_behind_gets_the_latest_page_and_a_marker_for_the_rest(connect, room, alice):
+    messages = await create_messages(room, alice, 260)
+
+    page = await connect(room.name, cursor=messages[4].seq)
 
     [frame] = await receive_all(page)
-    assert '<ol id="messages" hx-swap-oob="innerHTML">' in frame
-    assert frame.index("missed 0") < frame.index("missed 1") < frame.index("missed 2")
-    assert f'value="{ids[-1]}" hx-swap-oob="true"' in frame
+    assert shown_ids([frame]) == [m.pk for m in messages[-50:]]
+    assert "205 messages you missed are above" in frame
+    # The marker loads the missing ones between what the page shows and the latest page, newest first.
+    assert f"?before={messages[-50].pk}&amp;after={messages[4].pk}" in frame
+    assert f'value="{messages[-1].seq}" hx-swap-oob="true"' in frame
 
 
-async def test_a_broadcast_arriving_after_the_replaced_history_that_holds_it_is_skipped(connect, room, alice):
-    from channels.layers import get_channel_layer
+async def test_a_broadcast_already_shown_by_a_catch_up_is_skipped(connect, room, alice, bob):
+    from chat import services
 
     [saved] = await create_messages(room, alice, 1)
-    page = await connect(room.name)
-    await page.send_to(text_data=sync_frame(0))
-    assert "missed 0" in (await receive_all(page))[0]
+    page = await connect(room.name, cursor=0)
+    assert shown_ids(await receive_all(page)) == [saved.pk]
 
     # The broadcast of that message was still queued for this socket: appending it would show it twice.
-    layer = get_channel_layer()
-    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved, "seq": 1, "html": "late duplicate"})
-    await layer.group_send(room.group_name, {"type": "chat.message", "id": saved + 1, "seq": 2, "html": "a newer one"})
+    posted = services.Posted(message=saved, created=True, previous=None)
+    await services.message_broadcast(posted=posted)
+    assert await page.receive_nothing(timeout=0.2)
+    [newer] = await create_messages(room, alice, 1, prefix="newer")
+    await services.message_broadcast(posted=services.Posted(message=newer, created=True, previous=saved.created))
+    assert shown_ids(await receive_all(page)) == [newer.pk]
 
-    assert await receive_all(page) == ["a newer one"]
 
-
-async def test_a_lost_broadcast_is_noticed_at_the_next_one_and_the_history_resent(connect, room, alice, bob):
-    from channels.layers import get_channel_layer
-
+async def test_a_lost_broadcast_is_noticed_at_the_next_one_and_only_the_missing_are_sent(connect, room, alice, bob):
     sender = await connect(room.name, alice)
     reader = await connect(room.name, bob)
-    await reader.send_to(text_data=sync_frame(0))
     await sender.send_to(text_data=message_frame("first"))
     assert "first" in (await receive_all(reader))[0]
     # "second" is saved but its broadcast never arrives (as when Redis drops it).
     await database_sync_to_async(post_message)(room, alice, "second")
     await sender.send_to(text_data=message_frame("third"))
 
-    [frame] = await receive_all(reader)
+    frames = await receive_all(reader)
 
-    assert 'hx-swap-oob="innerHTML"' in frame
-    assert frame.index("first") < frame.index("second") < frame.index("third")
-    await get_channel_layer().group_send(room.group_name, {"type": "chat.message", "id": 0, "seq": 3, "html": "dup"})
-    assert await reader.receive_nothing(timeout=0.2)
+    joined = "".join(frames)
+    assert "first" not in joined
+    assert joined.index("second") < joined.index("third")
+    assert len(shown_ids(frames)) == 2
 
 
 async def test_a_garbled_cursor_counts_as_showing_nothing(connect, room, alice):
     await create_messages(room, alice, 1)
-    page = await connect(room.name)
 
-    await page.send_to(text_data=sync_frame("garbage"))
+    page = await connect(room.name, cursor="garbage")
 
     assert "missed 0" in (await receive_all(page))[0]
 
@@ -258,26 +299,61 @@ async def test_after_a_layer_outage_only_sockets_behind_their_room_catch_up(conn
 
     from chat import layer_watch
 
-    [first] = await create_messages(room, alice, 1)
+    await create_messages(room, alice, 1)
     current = await connect(room.name, alice)
     behind = await connect(room.name, bob)
     current_channel, behind_channel = list(layer_watch._rooms)[-2:]
-    for communicator in (current, behind):
-        await communicator.send_to(text_data=sync_frame(first))
-        assert await communicator.receive_nothing(timeout=0.2)
+    assert await current.receive_nothing(timeout=0.2)
     # A second message: only `current` got its broadcast before the outage.
-    [second] = await create_messages(room, alice, 1)
+    [second] = await create_messages(room, alice, 1, prefix="second")
     layer = get_channel_layer()
-    await layer.send(current_channel, {"type": "chat.message", "id": second, "seq": 2, "html": "second, live"})
-    assert await current.receive_from() == "second, live"
+    event = {"type": "chat.message", "id": second.pk, "seq": 2, "author": "alice", "body": "second, live"}
+    await layer.send(current_channel, {**event, "created": second.created.isoformat(), "previous": None})
+    assert "second, live" in await current.receive_from()
 
     # What the watcher sends each socket once the layer is back: its room's newest seq.
     for channel in (current_channel, behind_channel):
         await layer.send(channel, {"type": "chat.resync", "seq": 2})
 
-    [frame] = await receive_all(behind)
-    assert 'hx-swap-oob="innerHTML"' in frame and f'id="message-{second}"' in frame
+    assert shown_ids(await receive_all(behind)) == [second.pk]
     assert await current.receive_nothing(timeout=0.3)
+
+
+async def test_times_are_rendered_in_the_readers_time_zone(connect, room, alice, bob):
+    from chat import services
+
+    await database_sync_to_async(services.time_zone_set)(user=bob, time_zone="Asia/Tokyo")
+    client = Client()
+    await database_sync_to_async(client.force_login)(bob)
+    await database_sync_to_async(client.get)(f"/chat/{room.name}/")  # the page puts the zone in the session
+    sender = await connect(room.name, alice)
+    tokyo = await communicator_for(room.name, client)
+
+    await sender.send_to(text_data=message_frame("what time is it?"))
+
+    utc_frames, tokyo_frames = await receive_all(sender), await receive_all(tokyo)
+    message = await database_sync_to_async(Message.objects.get)()
+    utc_time = message.created.strftime("%H:%M")
+    tokyo_time = message.created.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M")
+    assert any(f">{utc_time}</time>" in frame and "UTC" in frame for frame in utc_frames)
+    assert any(f">{tokyo_time}</time>" in frame and "JST" in frame for frame in tokyo_frames)
+
+
+async def communicator_for(room_name: str, client: Client):
+    """A socket with the session of a test client (as the browser that loaded the page)."""
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
+    )
+    assert (await communicator.connect())[0]
+    await communicator.receive_from()  # connection status
+    await communicator.send_to(text_data=sync_frame(0))
+    await communicator.receive_nothing(timeout=0.2)
+    return communicator
 
 
 async def test_a_save_that_fails_is_never_broadcast_and_the_socket_stays_usable(connect, alice, bob, monkeypatch):
@@ -292,7 +368,11 @@ async def test_a_save_that_fails_is_never_broadcast_and_the_socket_stays_usable(
 
     monkeypatch.setattr(Message.objects, "create", locked)
     await sender.send_to(text_data=message_frame("not saved"))
-    assert "could not be saved" in await sender.receive_from()
+    reset, error = await receive_all(sender)
+    # The input was emptied as soon as the text was valid; the failed save puts the text back.
+    assert 'id="compose-message" name="message" value=""' in reset
+    assert "could not be saved" in error
+    assert 'id="compose-message" name="message" value="not saved"' in error
     assert await reader.receive_nothing(timeout=0.3)
 
     monkeypatch.setattr(Message.objects, "create", create)
@@ -306,13 +386,14 @@ async def test_a_flooding_socket_is_told_to_slow_down_and_others_are_unaffected(
     flooder = await connect("general", alice)
     reader = await connect("general", bob)
 
-    for i in range(FRAME_BURST + 5):
+    # The page's sync frame on connect took one of the burst.
+    for i in range(FRAME_BURST + 4):
         await flooder.send_to(text_data=message_frame(f"flood {i}"))
     frames = await receive_all(flooder)
 
     assert sum("too fast" in frame for frame in frames) == 5
-    assert await count_messages() == FRAME_BURST
-    assert len([f for f in await receive_all(reader) if "flood" in f]) == FRAME_BURST
+    assert await count_messages() == FRAME_BURST - 1
+    assert len([f for f in await receive_all(reader) if "flood" in f]) == FRAME_BURST - 1
     # After a pause the socket works again.
     await asyncio.sleep(1.1)
     await flooder.send_to(text_data=message_frame("calm again"))

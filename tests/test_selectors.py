@@ -25,19 +25,62 @@ def test_history_of_one_room_excludes_other_rooms(room, alice):
     assert selectors.room_history(room=room) == []
 
 
-def test_the_newest_message_and_per_room_seqs(room, alice):
+def test_per_room_seqs_and_the_newest_seq(room, alice):
     other = Room.objects.create(name="other")
     messages = make_messages(room, alice, 3)
     post_message(other, alice, "elsewhere")
 
-    newest = selectors.room_newest_message(room_name=room.name)
-
-    assert newest.pk == messages[-1].pk
-    assert newest.room_id == room.pk
     assert [m.seq for m in messages] == [1, 2, 3]
-    assert selectors.room_newest_message(room_name="other").seq == 1
-    assert selectors.room_newest_message(room_name=Room.objects.create(name="empty").name) is None
-    assert selectors.room_newest_message(room_name="never-visited") is None
+    assert selectors.room_seq(room_name=room.name) == 3
+    assert selectors.room_seq(room_name="other") == 1
+    assert selectors.room_seq(room_name=Room.objects.create(name="empty").name) == 0
+    assert selectors.room_seq(room_name="never-visited") == 0
+
+
+def test_pages_walk_back_and_forth_by_keyset(room, alice):
+    messages = make_messages(room, alice, 120)
+    ids = [m.pk for m in messages]
+
+    latest = selectors.room_page(room=room)
+    assert [m.pk for m in latest.messages] == ids[70:]
+    assert latest.has_older and not latest.has_newer
+
+    back = selectors.room_page(room=room, before=latest.first_id)
+    assert [m.pk for m in back.messages] == ids[20:70]
+    assert back.has_older and back.has_newer
+
+    first = selectors.room_page(room=room, before=back.first_id)
+    assert [m.pk for m in first.messages] == ids[:20]
+    assert not first.has_older
+
+    forward = selectors.room_page(room=room, after=first.last_id)
+    assert [m.pk for m in forward.messages] == ids[20:70]
+    assert forward.has_newer
+    assert not selectors.room_page(room=room, after=ids[100]).has_newer
+
+    between = selectors.room_page(room=room, before=ids[110], after=ids[5])
+    assert [m.pk for m in between.messages] == ids[60:110]
+    assert between.has_older
+    assert not selectors.room_page(room=room, before=ids[50], after=ids[5]).has_older
+
+
+def test_a_page_never_uses_offset(room, alice, django_assert_num_queries):
+    make_messages(room, alice, 60)
+    with django_assert_num_queries(1) as queries:
+        selectors.room_page(room=room, before=55)
+    sql = queries.captured_queries[0]["sql"].upper()
+    assert "OFFSET" not in sql or "OFFSET 0" in sql
+    assert '"ID" < 55' in sql.replace("`", '"') or 'ID" < 55' in sql
+
+
+def test_changes_since_a_seq_include_the_message_at_it(room, alice):
+    make_messages(room, alice, 10)
+
+    changes = selectors.room_changes_since(room_name=room.name, seq=4, limit=3)
+
+    assert [m.seq for m in changes] == [4, 5, 6, 7, 8]
+    assert [m.seq for m in selectors.room_changes_since(room_name=room.name, seq=0, limit=50)] == list(range(1, 11))
+    assert selectors.room_changes_since(room_name=room.name, seq=10, limit=50)[0].seq == 10
 
 
 def test_newest_seq_of_several_rooms_in_one_query(room, alice, django_assert_num_queries):

@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 from django.core.exceptions import ValidationError
 
-from chat import services
+from chat import fragments, services
 from chat.models import Message, Room
 
 
@@ -13,18 +13,56 @@ def post(room, author, text, token=None):
     return services.message_post(room=room, author=author, data={"message": text, "token": str(token or uuid4())})
 
 
-def test_a_message_is_stored_stripped_and_rendered_once(room, alice):
+def broadcast_html(posted, zone_name="UTC"):
+    """The frame members get for a posted message, built from its group event as a consumer does."""
+    return fragments.message_appended(event=services.message_event(posted=posted), zone_name=zone_name)
+
+
+def test_a_message_is_stored_stripped_and_its_broadcast_appends_it(room, alice):
     posted = post(room, alice, "  hello there  ")
 
     assert posted.created
     assert Message.objects.get().body == "hello there"
-    assert f'id="message-{posted.message.pk}"' in posted.html
-    assert 'hx-swap-oob="beforeend:#messages"' in posted.html
+    html = broadcast_html(posted)
+    assert f'id="message-{posted.message.pk}"' in html
+    assert 'hx-swap-oob="beforeend:#messages"' in html
+    assert f'id="sync-after" name="after" value="{posted.message.seq}" hx-swap-oob="true"' in html
+
+
+def test_the_broadcast_is_rendered_once_per_time_zone_not_per_recipient(room, alice, django_assert_num_queries):
+    posted = post(room, alice, "render me once")
+    event = services.message_event(posted=posted)
+
+    # Built from the event alone (no query), and the same object for every reader of a zone.
+    with django_assert_num_queries(0):
+        utc = [fragments.message_appended(event=event, zone_name="UTC") for _ in range(3)]
+        tokyo = fragments.message_appended(event=event, zone_name="Asia/Tokyo")
+    assert utc[0] is utc[1] is utc[2]
+    assert tokyo != utc[0]
+
+
+def test_the_event_carries_when_the_previous_message_was_posted(room, alice):
+    first = post(room, alice, "first")
+    second = post(room, alice, "second")
+
+    assert first.previous is None
+    assert second.previous == Message.objects.get(pk=first.message.pk).created
+    assert services.message_event(posted=second)["previous"] == second.previous.isoformat()
 
 
 @pytest.mark.parametrize(
     ("text", "error"),
-    [("", "Type a message first."), ("   \n\t ", "Type a message first."), ("x" * 2001, "at most 2000 characters")],
+    [
+        ("", "Type a message first."),
+        ("   \n\t ", "Type a message first."),
+        ("x" * 2001, "at most 2000 characters"),
+        ("\u200b\u200b", "Type a message first."),  # zero-width spaces
+        ("\u200d \ufeff\u2060\u00ad", "Type a message first."),  # joiner, BOM, word joiner, soft hyphen
+        ("\u3164\u2800", "Type a message first."),  # Hangul filler, braille blank
+        ("\u202e\u202c", "Type a message first."),  # bidi controls
+        ("line\n" * 51, "at most 50 lines (this one has 51)"),
+        ("a\r\n" * 60, "at most 50 lines"),
+    ],
 )
 def test_empty_blank_and_oversized_bodies_are_refused_and_nothing_stored(room, alice, text, error):
     with pytest.raises(ValidationError) as raised:
@@ -36,6 +74,19 @@ def test_empty_blank_and_oversized_bodies_are_refused_and_nothing_stored(room, a
 
 def test_a_body_of_exactly_2000_characters_is_accepted(room, alice):
     assert post(room, alice, "y" * 2000).created
+
+
+def test_fifty_lines_and_visible_text_around_invisible_characters_are_accepted(room, alice):
+    assert post(room, alice, "\n".join(["line"] * 50)).created
+    assert post(room, alice, "\u200bhi\u200b").created
+    assert post(room, alice, "👍🏽").created  # an emoji with a skin-tone modifier is visible
+    assert Message.objects.count() == 3
+
+
+def test_validation_touches_no_database(alice, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        draft = services.message_validate(author=alice, data={"message": " hi ", "token": str(uuid4())})
+    assert draft.body == "hi"
 
 
 def test_anonymous_users_cannot_post(room):
@@ -81,10 +132,20 @@ def test_posting_moves_the_room_to_the_top_of_the_lobby(alice):
 
 
 def test_the_rendered_fragment_escapes_html(room, alice):
-    posted = post(room, alice, "<script>alert(1)</script>")
+    html = broadcast_html(post(room, alice, "<script>alert(1)</script>"))
 
-    assert "<script>" not in posted.html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in posted.html
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_users_time_zone_is_saved_once_per_user(alice):
+    from chat import selectors
+
+    assert selectors.user_time_zone(user=alice) == "UTC"
+    services.time_zone_set(user=alice, time_zone="Europe/Paris")
+    services.time_zone_set(user=alice, time_zone="Asia/Tokyo")
+
+    assert selectors.user_time_zone(user=alice) == "Asia/Tokyo"
 
 
 def test_room_get_or_create_creates_once(db):
