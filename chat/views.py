@@ -112,7 +112,7 @@ def message_id(value: str | None) -> int | None:
         number = int(value or "")
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number < 2**63 else None  # what a database id can be
 
 
 def vary_on_htmx(response: HttpResponse) -> HttpResponse:

@@ -129,7 +129,7 @@ def test_the_page_tells_the_socket_where_it_is(client, room, alice):
 
     page = client.get(f"/chat/{room.name}/").text
 
-    assert f'id="sync-after" name="after" value="{message.pk}"' in page
+    assert f'id="sync-after" name="after" value="{message.seq}"' in page
 
 
 def test_sign_up_logs_in_and_returns_to_the_room(client, db):
