@@ -2,8 +2,7 @@
 day separators in the reader's time zone."""
 
 import re
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -50,7 +49,7 @@ def test_without_javascript_older_pages_go_back_to_the_first_message_and_forward
     assert seen == [m.pk for m in messages]
     assert "This is the start of" in page
     assert "ws-connect" not in page  # a page of history is not live
-    assert 'ws-send' not in page
+    assert "ws-send" not in page
 
     forward = client.get(link(page, "next")).text  # "Newer messages"
     assert shown(forward) == [m.pk for m in messages[20:70]]
@@ -122,7 +121,7 @@ def test_days_are_separated_in_the_readers_time_zone(client, room, alice):
 
     # 23:30 and 00:30 UTC: two days in UTC, one in Tokyo (08:30 and 09:30 on the 21st).
     late, early = make_messages(room, alice, 2)
-    base = datetime(2026, 11, 20, 23, 30, tzinfo=dt_timezone.utc)
+    base = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
     Message.objects.filter(pk=late.pk).update(created=base)
     Message.objects.filter(pk=early.pk).update(created=base + timedelta(hours=1))
 
@@ -142,7 +141,7 @@ def test_days_are_separated_in_the_readers_time_zone(client, room, alice):
 
 
 def test_today_and_yesterday_are_named(client, room, alice):
-    yesterday, today = make_messages(room, alice, 2)
+    yesterday, _today = make_messages(room, alice, 2)
     Message.objects.filter(pk=yesterday.pk).update(created=timezone.now() - timedelta(days=1))
 
     page = client.get(f"/chat/{room.name}/").text
