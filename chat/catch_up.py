@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from . import days, fragments, selectors
 
-# A page further behind than this gets the latest page and a marker for the rest.
+# A page that missed more new messages than this gets the latest page and a marker for the rest.
 MAX_CATCH_UP = 200
+# A page that missed more changes than this (a mass deletion, say) is asked to reload.
+MAX_CHANGES = 1000
 # Messages per frame, so no single frame grows with how far behind a page is.
 FRAME_MESSAGES = 50
 
@@ -59,29 +61,70 @@ class CatchUp:
 
 
 def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
-    """The frames that bring a page at `cursor` up to date (runs in a database thread)."""
-    changes = selectors.room_changes_since(room_name=room_name, seq=cursor, limit=MAX_CATCH_UP)
-    shown = changes.pop(0) if changes and changes[0].seq == cursor else None
+    """The frames that bring a page at `cursor` up to date (runs in a database thread).
+
+    Every change after the cursor, once: messages posted since are appended in the order they were
+    posted; messages the page may already show that were edited or deleted since are replaced in place
+    (a page that does not have one, because it never loaded that older page, ignores it). Only the last
+    frame moves the page's cursor.
+    """
+    changes = selectors.room_changes_since(room_name=room_name, seq=cursor, limit=MAX_CHANGES)
     if not changes:
         # Up to date, or a cursor ahead of the room (a page of a room since emptied, a forged frame).
-        return CatchUp(seq=cursor if shown else min(cursor, selectors.room_seq(room_name=room_name)))
+        return CatchUp(seq=min(cursor, selectors.room_seq(room_name=room_name)))
+    newest = changes[-1].seq
+    if len(changes) > MAX_CHANGES:
+        newest = selectors.room_seq(room_name=room_name)
+        return CatchUp(frames=[fragments.too_much_changed(room_name=room_name, cursor=newest)], seq=newest)
     zone = fragments.zone(zone_name)
-    if len(changes) > MAX_CATCH_UP:
-        latest = selectors.room_latest(room_name=room_name, limit=FRAME_MESSAGES)
-        entries = days.entries(latest, zone=zone)
-        frame = fragments.gap_appended(
+    new = sorted((change for change in changes if change.posted_seq > cursor), key=lambda message: message.pk)
+    changed = [change for change in changes if change.posted_seq <= cursor]
+    frames = [
+        fragments.changes_applied(
             room_name=room_name,
-            entries=entries,
-            missed=latest[0].seq - cursor - 1,
-            before=latest[0].pk,
-            after=shown.pk if shown else 0,
-            cursor=latest[-1].seq,
+            replaced=changed[start : start + FRAME_MESSAGES],
+            appended=[],
+            cursor=None,
             zone_name=zone_name,
         )
-        return CatchUp(frames=[frame], seq=latest[-1].seq)
-    entries = days.entries(changes, previous=shown.created if shown else None, zone=zone)
-    frames = []
-    for start in range(0, len(entries), FRAME_MESSAGES):
-        chunk = entries[start : start + FRAME_MESSAGES]
-        frames.append(fragments.caught_up(entries=chunk, cursor=chunk[-1].message.seq, zone_name=zone_name))
-    return CatchUp(frames=frames, seq=changes[-1].seq)
+        for start in range(0, len(changed), FRAME_MESSAGES)
+    ]
+    if len(new) > MAX_CATCH_UP:
+        latest = new[-FRAME_MESSAGES:]
+        above = selectors.message_previous(room=latest[0].room_id, before=new[0].pk)
+        frames.append(
+            fragments.gap_appended(
+                room_name=room_name,
+                entries=days.entries(latest, zone=zone),
+                missed=len(new) - len(latest),
+                before=latest[0].pk,
+                after=above.pk if above else 0,
+                cursor=newest,
+                zone_name=zone_name,
+            )
+        )
+        return CatchUp(frames=frames, seq=newest)
+    if new:
+        above = selectors.message_previous(room=new[0].room_id, before=new[0].pk)
+        entries = days.entries(new, previous=above.created if above else None, zone=zone)
+        for start in range(0, len(entries), FRAME_MESSAGES):
+            chunk = entries[start : start + FRAME_MESSAGES]
+            last = start + FRAME_MESSAGES >= len(entries)
+            frames.append(
+                fragments.changes_applied(
+                    room_name=room_name,
+                    replaced=[],
+                    appended=chunk,
+                    cursor=newest if last else None,
+                    zone_name=zone_name,
+                )
+            )
+    else:
+        frames[-1] = fragments.changes_applied(
+            room_name=room_name,
+            replaced=changed[-(len(changed) % FRAME_MESSAGES or FRAME_MESSAGES) :],
+            appended=[],
+            cursor=newest,
+            zone_name=zone_name,
+        )
+    return CatchUp(frames=frames, seq=newest)

@@ -31,7 +31,9 @@ class RoomForm(forms.Form):
     )
 
 
-class MessageForm(forms.Form):
+class MessageBodyForm(forms.Form):
+    """The text of a message: the same limits for a new one and an edit, on both paths."""
+
     message = forms.CharField(
         label="Message",
         max_length=MESSAGE_BODY_MAX_LENGTH,
@@ -40,10 +42,6 @@ class MessageForm(forms.Form):
             "required": EMPTY_MESSAGE,
             "max_length": "A message is at most %(limit_value)d characters (this one has %(show_value)d).",
         },
-    )
-    # Idempotency: the form carries a fresh token; a resend of the same form reuses it.
-    token = forms.UUIDField(
-        widget=forms.HiddenInput, error_messages={"required": "The form is stale: reload the page."}
     )
 
     def clean_message(self) -> str:
@@ -56,6 +54,17 @@ class MessageForm(forms.Form):
                 f"A message is at most {MESSAGE_MAX_LINES} lines (this one has {lines}).", code="max_lines"
             )
         return body
+
+
+class MessageForm(MessageBodyForm):
+    # Idempotency: the form carries a fresh token; a resend of the same form reuses it.
+    token = forms.UUIDField(
+        widget=forms.HiddenInput, error_messages={"required": "The form is stale: reload the page."}
+    )
+
+
+class DeactivateForm(forms.Form):
+    delete_messages = forms.BooleanField(label="Also delete all their messages, in every room", required=False)
 
 
 def time_zone_choices() -> list[tuple[str, str]]:

@@ -57,7 +57,7 @@ def render_in(zone_name: str, template: str, context: dict[str, Any]) -> str:
         return render_to_string(template, context)
 
 
-def timeline_items(entries: Iterable[days.Entry], *, zone_name: str) -> list[SafeString]:
+def timeline_items(entries: Iterable[days.Entry], *, room_name: str, zone_name: str) -> list[SafeString]:
     """Day separators and message items, each message rendered once per process and zone."""
     items = []
     for entry in entries:
@@ -67,40 +67,75 @@ def timeline_items(entries: Iterable[days.Entry], *, zone_name: str) -> list[Saf
             )
         message = entry.message
         key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name)
-        items.append(_rendered.get(key, lambda m=message: render_in(zone_name, "chat/_message.html", {"message": m})))
+        context = {"message": message, "room_name": room_name}
+        items.append(_rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
     return items
 
 
 def message_from_event(event: dict[str, Any]) -> Message:
     """The message a group event describes, rebuilt for templates without a query."""
-    author = get_user_model()(username=event["author"])
+
+    def when(name: str) -> datetime | None:
+        return datetime.fromisoformat(event[name]) if event.get(name) else None
+
+    author = get_user_model()(pk=event["author_id"], username=event["author"])
     message = Message(
-        pk=event["id"], seq=event["seq"], body=event["body"], created=datetime.fromisoformat(event["created"])
+        pk=event["id"],
+        seq=event["seq"],
+        posted_seq=event["posted_seq"],
+        author_id=author.pk,
+        body=event["body"],
+        created=when("created"),
+        edited=when("edited"),
+        deleted=when("deleted"),
     )
     message.author = author
     return message
 
 
 def message_appended(*, event: dict[str, Any], zone_name: str) -> str:
-    """A new message for every member of the room: appended (after its day, if it opens one), cursor moved."""
+    """A change for every member of the room: a new message appended (after its day, if it opens one), an
+    edited or deleted one replaced where the page shows it; the cursor moves to its seq."""
 
     def render() -> str:
         message = message_from_event(event)
+        room_name = event["room"]
+        if event.get("kind", "post") != "post":
+            return changes_applied(
+                room_name=room_name, replaced=[message], appended=[], cursor=message.seq, zone_name=zone_name
+            )
         previous = datetime.fromisoformat(event["previous"]) if event.get("previous") else None
         entries = days.entries([message], previous=previous, zone=zone(zone_name))
-        return render_in(
-            zone_name,
-            "chat/oob/_appended.html",
-            {"items": timeline_items(entries, zone_name=zone_name), "cursor": message.seq},
+        return changes_applied(
+            room_name=room_name, replaced=[], appended=entries, cursor=message.seq, zone_name=zone_name
         )
 
     return _rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name), render)
 
 
-def caught_up(*, entries: list[days.Entry], cursor: int, zone_name: str) -> str:
-    """What a page missed, appended in order; the cursor moves to the last of them."""
-    items = timeline_items(entries, zone_name=zone_name)
-    return render_in(zone_name, "chat/oob/_appended.html", {"items": items, "cursor": cursor})
+def changes_applied(
+    *, room_name: str, replaced: list[Message], appended: list[days.Entry], cursor: int | None, zone_name: str
+) -> str:
+    """Messages the page may show replaced in place (edited, deleted), new ones appended in order, and the
+    cursor moved (None: left where it is, more frames follow)."""
+    context = {
+        "replaced": [item_oob(message, room_name=room_name, zone_name=zone_name) for message in replaced],
+        "items": timeline_items(appended, room_name=room_name, zone_name=zone_name),
+        "cursor": cursor,
+    }
+    return render_in(zone_name, "chat/oob/_appended.html", context)
+
+
+def item_oob(message: Message, *, room_name: str, zone_name: str) -> SafeString:
+    """A message as it is now, to replace the copy a page shows (by its id; a page without it ignores it)."""
+    key = ("oob", message.pk, message.seq, message.created.isoformat(), zone_name)
+    context = {"message": message, "room_name": room_name, "oob": True}
+    return _rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
+
+
+def too_much_changed(*, room_name: str, cursor: int) -> str:
+    """For a page that missed more changes than a catch-up carries: a note asking it to reload."""
+    return render_to_string("chat/oob/_too_much_changed.html", {"room_name": room_name, "cursor": cursor})
 
 
 def gap_appended(
@@ -109,7 +144,7 @@ def gap_appended(
     """For a page too far behind: a marker for the `missed` messages it does not get, then the latest page."""
     context = {
         "room_name": room_name,
-        "items": timeline_items(entries, zone_name=zone_name),
+        "items": timeline_items(entries, room_name=room_name, zone_name=zone_name),
         "gap": {"missed": missed, "before": before, "after": after},
         "cursor": cursor,
     }

@@ -46,7 +46,13 @@ class Message(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     body = models.TextField(max_length=MESSAGE_BODY_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
+    # The room's changes are numbered 1, 2, 3… in commit order: a post, an edit and a delete each
+    # take the next one. `seq` is the message's latest change, `posted_seq` the one it was posted at.
     seq = models.PositiveBigIntegerField()
+    posted_seq = models.PositiveBigIntegerField()
+    edited = models.DateTimeField(null=True, blank=True)
+    # A deleted message stays as a tombstone (its text is erased) so the stream of changes keeps its place.
+    deleted = models.DateTimeField(null=True, blank=True)
     # From the sending form's token and the text: a resend of the same form carries the same one.
     token = models.UUIDField()
 

@@ -62,10 +62,20 @@ def message_in_room(*, room: Room | int, pk: int) -> Message | None:
 
 
 def room_changes_since(*, room_name: str, seq: int, limit: int) -> list[Message]:
-    """The message at `seq` (if any, for its day) and up to `limit` + 1 after it (one more than asked shows
-    there are more), in seq order."""
-    changes = Message.objects.filter(room__name=room_name, seq__gte=seq).select_related("author").order_by("seq")
-    return list(changes[: limit + 2])
+    """Messages whose latest change (post, edit, delete) came after `seq`, in seq order: up to `limit`,
+    plus one more if there are more."""
+    changes = Message.objects.filter(room__name=room_name, seq__gt=seq).select_related("author").order_by("seq")
+    return list(changes[: limit + 1])
+
+
+def message_previous(*, room: Room | int, before: int) -> Message | None:
+    """The message just before id `before` in its room (the one shown above it)."""
+    return Message.objects.filter(room=room, id__lt=before).only("id", "created").order_by("-id").first()
+
+
+def room_count_between(*, room: Room | int, after: int, before: int) -> int:
+    """How many messages lie strictly between two ids (a gap a page has not loaded)."""
+    return Message.objects.filter(room=room, id__gt=after, id__lt=before).count()
 
 
 def room_latest(*, room_name: str, limit: int) -> list[Message]:

@@ -17,12 +17,13 @@ from uuid import UUID, uuid5
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 
 from . import layer_watch
-from .forms import MessageForm
-from .models import Message, Profile, Room
+from .forms import MessageBodyForm, MessageForm
+from .models import Message, Profile, Room, room_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft) -> Poste
                 Room.objects.select_for_update().values_list("last_seq", "last_activity").get(pk=room.pk)
             )
             message = Message.objects.create(
-                room=room, author=author, body=draft.body, token=draft.token, seq=last_seq + 1
+                room=room, author=author, body=draft.body, token=draft.token, seq=last_seq + 1, posted_seq=last_seq + 1
             )
             Room.objects.filter(pk=room.pk).update(last_seq=message.seq, last_activity=message.created)
         return Posted(message=message, created=True, previous=last_time if last_seq else None)
@@ -103,29 +104,41 @@ def message_post(*, room: Room, author: AbstractBaseUser | None, data: Mapping[s
 
 
 def message_event(*, posted: Posted) -> dict[str, Any]:
-    """The group event every consumer of the room gets (see docs/protocol.md): the message's data, which
-    each process renders once per time zone of its readers."""
-    message = posted.message
+    """The group event every consumer of the room gets (see docs/protocol.md): the change's kind and the
+    message's data, which each process renders once per time zone of its readers."""
+    return change_event(message=posted.message, kind="post", previous=posted.previous)
+
+
+def change_event(*, message: Message, kind: str, previous: datetime | None = None) -> dict[str, Any]:
     return {
         "type": "chat.message",
+        "kind": kind,  # post, edit or delete
+        "room": message.room.name,
         "id": message.pk,
         "seq": message.seq,
+        "posted_seq": message.posted_seq,
         "author": message.author.get_username(),
+        "author_id": message.author_id,
         "body": message.body,
         "created": message.created.isoformat(),
-        "previous": posted.previous.isoformat() if posted.previous else None,
+        "edited": message.edited.isoformat() if message.edited else None,
+        "deleted": message.deleted.isoformat() if message.deleted else None,
+        "previous": previous.isoformat() if previous else None,
     }
 
 
 async def message_broadcast(*, posted: Posted) -> bool:
-    """Send the rendered message to its room. False (and logged) if the layer failed."""
+    """Send the new message to its room. False (and logged) if the layer failed."""
+    return await change_broadcast(room_name=posted.message.room.name, event=message_event(posted=posted))
+
+
+async def change_broadcast(*, room_name: str, event: dict[str, Any]) -> bool:
+    """Send a change (post, edit, delete) to the room's sockets. False (and logged) if the layer failed."""
     layer = get_channel_layer()
     try:
-        await asyncio.wait_for(
-            layer.group_send(posted.message.room.group_name, message_event(posted=posted)), BROADCAST_TIMEOUT
-        )
-    except Exception as exc:  # the message is saved; peers catch up from the database
-        logger.warning("broadcast of message %s failed: %r", posted.message.pk, exc)
+        await asyncio.wait_for(layer.group_send(room_group_name(room_name), event), BROADCAST_TIMEOUT)
+    except Exception as exc:  # the change is saved; peers catch up from the database
+        logger.warning("broadcast of change %s in %s failed: %r", event.get("seq"), room_name, exc)
         layer_watch.report_failure()
         return False
     return True
@@ -134,6 +147,102 @@ async def message_broadcast(*, posted: Posted) -> bool:
 def message_broadcast_on_commit(*, posted: Posted) -> None:
     """For synchronous callers (the views): broadcast once the transaction has committed."""
     transaction.on_commit(lambda: async_to_sync(message_broadcast)(posted=posted))
+
+
+def changes_broadcast_on_commit(*, changes: list["Change"]) -> None:
+    """For synchronous callers: broadcast edits and deletes, in seq order, once committed."""
+
+    async def broadcast() -> None:
+        for change in changes:
+            await change_broadcast(room_name=change.room_name, event=change.event)
+
+    if changes:
+        transaction.on_commit(lambda: async_to_sync(broadcast)())
+
+
+# Edits, deletes and moderation. Each change takes the room's next seq under the room row's lock,
+# so a socket sees every change once and in order, and a reconnecting page gets it from its cursor.
+
+
+class MessageGone(Exception):
+    """The message does not exist in this room, or was deleted: a 404 for the one who asked."""
+
+
+@dataclass(frozen=True)
+class Change:
+    room_name: str
+    message: Message
+    event: dict[str, Any]
+
+
+def message_for_change(*, room: Room, message_id: int) -> Message:
+    message = Message.objects.select_related("author", "room").filter(room=room, pk=message_id).first()
+    if message is None or message.deleted:
+        raise MessageGone("That message has been deleted." if message else "There is no such message in this room.")
+    return message
+
+
+def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, data: Mapping[str, Any]) -> Change | None:
+    """Replace the text of the editor's own message. None: the text is unchanged (a resend), nothing to do.
+
+    Raises MessageGone, PermissionDenied, or ValidationError (same limits as a new message).
+    """
+    message = message_for_change(room=room, message_id=message_id)
+    if not editor.is_authenticated or message.author_id != editor.pk:
+        raise PermissionDenied("You can edit only your own messages.")
+    form = MessageBodyForm(data)
+    if not form.is_valid():
+        raise ValidationError([error for errors in form.errors.values() for error in errors])
+    body = form.cleaned_data["message"]
+    if body == message.body:
+        return None
+    return change_save(room=room, message=message, kind="edit", body=body, edited=timezone.now())
+
+
+def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser) -> Change:
+    """Delete a message: its author, or staff for anyone's. Raises MessageGone or PermissionDenied."""
+    message = message_for_change(room=room, message_id=message_id)
+    if not actor.is_authenticated or not (message.author_id == actor.pk or actor.is_staff):
+        raise PermissionDenied("You can delete only your own messages.")
+    return change_save(room=room, message=message, kind="delete", body="", deleted=timezone.now())
+
+
+def change_save(*, room: Room, message: Message, kind: str, **fields: Any) -> Change:
+    try:
+        with transaction.atomic():
+            seq = Room.objects.select_for_update().values_list("last_seq", flat=True).get(pk=room.pk) + 1
+            # Only if still not deleted: two deletes (or an edit racing a delete) change it once.
+            updated = Message.objects.filter(pk=message.pk, deleted__isnull=True).update(seq=seq, **fields)
+            if not updated:
+                raise MessageGone("That message has been deleted.")
+            Room.objects.filter(pk=room.pk).update(last_seq=seq)
+    except DatabaseError:
+        logger.exception("saving a change to message %s failed", message.pk)
+        raise ValidationError(COULD_NOT_SAVE.replace("message", "change")) from None
+    for name, value in {"seq": seq, **fields}.items():
+        setattr(message, name, value)
+    return Change(room_name=room.name, message=message, event=change_event(message=message, kind=kind))
+
+
+def user_deactivate(*, user: AbstractBaseUser, by: AbstractBaseUser, delete_messages: bool) -> list[Change]:
+    """Staff only: the user can no longer log in or post; optionally every message of theirs is deleted
+    (each a change in its room's stream). Their open sockets are closed by the caller's signal."""
+    if not by.is_staff:
+        raise PermissionDenied("Only staff can remove a user.")
+    if user.pk == by.pk:
+        raise PermissionDenied("You cannot remove yourself.")
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False
+    changes = []
+    if delete_messages:
+        for message in Message.objects.filter(author=user, deleted__isnull=True).select_related("room", "author"):
+            try:
+                changes.append(
+                    change_save(room=message.room, message=message, kind="delete", body="", deleted=timezone.now())
+                )
+            except MessageGone:
+                continue  # deleted meanwhile
+    return changes
 
 
 def time_zone_set(*, user: AbstractBaseUser, time_zone: str) -> str:

@@ -7,4 +7,8 @@ app_name = "chat"
 urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("chat/<str:room_name>/", views.room, name="room"),
+    path("chat/<str:room_name>/messages/<int:pk>/", views.message, name="message"),
+    path("chat/<str:room_name>/messages/<int:pk>/edit/", views.message_edit, name="message-edit"),
+    path("chat/<str:room_name>/messages/<int:pk>/delete/", views.message_delete, name="message-delete"),
+    path("chat/<str:room_name>/users/<str:username>/deactivate/", views.user_deactivate, name="user-deactivate"),
 ]

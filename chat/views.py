@@ -6,11 +6,13 @@ Every action is a plain form, so all of it works without JavaScript.
 from uuid import uuid4
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from . import days, selectors, services
-from .forms import RoomForm, SignupForm, TimeZoneForm
-from .models import Room, room_name_validator
+from .forms import DeactivateForm, RoomForm, SignupForm, TimeZoneForm
+from .models import Message, Room, room_name_validator
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -63,6 +65,7 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
     page = selectors.room_page(room=room, before=before, after=after)
     context = {
         "room": room,
+        "room_name": room.name,
         "page": page,
         "entries": days.entries(page.messages),
         "historic": before is not None or after is not None,
@@ -85,7 +88,7 @@ def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | N
     if after is not None:
         shown_above = selectors.message_in_room(room=room, pk=after) if after else None
         if page.has_older and page.messages:
-            missed = page.messages[0].seq - (shown_above.seq if shown_above else 0) - 1
+            missed = selectors.room_count_between(room=room, after=after, before=page.first_id)
             gap = {"missed": missed, "before": page.first_id, "after": after}
         elif shown_above is not None:
             previous = shown_above.created  # the batch closes the gap: its first day may continue that one
@@ -153,3 +156,140 @@ def safe_next(request: HttpRequest) -> str:
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     return ""
+
+
+# Edit and delete, with htmx in place and as plain pages without JavaScript.
+
+
+def room_or_404(room_name: str) -> Room:
+    room = Room.objects.filter(name=room_name).first()
+    if room is None:
+        raise Http404("There is no such room.")
+    return room
+
+
+def message_url(room: Room, pk: int) -> str:
+    """The room at a message: the live page if it is among the newest, else the page of history ending with it."""
+    url = reverse("chat:room", args=[room.name])
+    if selectors.room_count_between(room=room, after=pk, before=2**63 - 1) >= selectors.PAGE_LENGTH:
+        url += f"?before={pk + 1}"
+    return f"{url}#message-{pk}"
+
+
+def message_item(request: HttpRequest, room: Room, pk: int, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The message as it is now, for the one who asked (htmx swaps it in place), with an error if any."""
+    message = Message.objects.select_related("author").filter(room=room, pk=pk).first()
+    context = {"message": message, "room_name": room.name, "error": error, "pk": pk}
+    return render(request, "chat/_message_answer.html", context, status=status)
+
+
+def refused(request: HtmxHttpRequest, room: Room, pk: int, error: str, status: int) -> HttpResponse:
+    """403/404: a clear page, or with htmx the message back in place with the reason."""
+    if request.htmx:
+        return message_item(request, room, pk, error=error)  # htmx swaps only 2xx answers
+    return render(request, "chat/refused.html", {"room": room, "error": error}, status=status)
+
+
+@require_GET
+def message(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
+    """One message: with htmx, its item (cancelling an edit); without, the room at that message."""
+    room = room_or_404(room_name)
+    if request.htmx:
+        return message_item(request, room, pk)
+    return redirect(message_url(room, pk))
+
+
+@require_http_methods(["GET", "POST"])
+def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
+    room = room_or_404(room_name)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    try:
+        message = services.message_for_change(room=room, message_id=pk)
+        if message.author_id != request.user.pk:
+            raise PermissionDenied("You can edit only your own messages.")
+        errors: list[str] = []
+        body = message.body
+        if request.method == "POST":
+            try:
+                change = services.message_edit(room=room, message_id=pk, editor=request.user, data=request.POST)
+            except ValidationError as error:
+                errors, body = error.messages, request.POST.get("message", "")
+            else:
+                if change:
+                    services.changes_broadcast_on_commit(changes=[change])
+                if request.htmx:
+                    return message_item(request, room, pk)
+                messages.success(request, "Your message was edited.")
+                return redirect(message_url(room, pk))
+    except services.MessageGone as gone:
+        return refused(request, room, pk, str(gone), 404)
+    except PermissionDenied as denied:
+        return refused(request, room, pk, str(denied), 403)
+    context = {"room": room, "message": message, "room_name": room.name, "errors": errors, "body": body}
+    if request.htmx:
+        return render(request, "chat/_message_edit.html", context)
+    return render(request, "chat/message_edit.html", context, status=400 if errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
+    room = room_or_404(room_name)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    try:
+        message = services.message_for_change(room=room, message_id=pk)
+        if not (message.author_id == request.user.pk or request.user.is_staff):
+            raise PermissionDenied("You can delete only your own messages.")
+        if request.method == "POST":
+            change = services.message_delete(room=room, message_id=pk, actor=request.user)
+            services.changes_broadcast_on_commit(changes=[change])
+            if request.htmx:
+                return message_item(request, room, pk)
+            messages.success(request, "The message was deleted.")
+            return redirect(message_url(room, pk))
+    except services.MessageGone as gone:
+        return refused(request, room, pk, str(gone), 404)
+    except PermissionDenied as denied:
+        return refused(request, room, pk, str(denied), 403)
+    except ValidationError as error:
+        return refused(request, room, pk, error.messages[0], 503)
+    return render(request, "chat/message_delete.html", {"room": room, "message": message, "room_name": room.name})
+
+
+@require_http_methods(["GET", "POST"])
+def user_deactivate(request: HtmxHttpRequest, room_name: str, username: str) -> HttpResponse:
+    """Staff: remove a user (they can no longer log in, post or keep a socket), optionally with all their messages."""
+    room = room_or_404(room_name)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        return render(
+            request, "chat/refused.html", {"room": room, "error": "Only staff can remove a user."}, status=403
+        )
+    target = get_user_model().objects.filter(username=username).first()
+    if target is None:
+        raise Http404("There is no such user.")
+    form = DeactivateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changes = services.user_deactivate(
+                user=target, by=request.user, delete_messages=form.cleaned_data["delete_messages"]
+            )
+        except PermissionDenied as denied:
+            return render(request, "chat/refused.html", {"room": room, "error": str(denied)}, status=403)
+        services.changes_broadcast_on_commit(changes=changes)
+        deleted = f" and {len(changes)} message{'s' if len(changes) != 1 else ''} deleted" if changes else ""
+        messages.success(request, f"{target.get_username()} was removed{deleted}.")
+        return redirect("chat:room", room_name=room.name)
+    return render(request, "chat/user_deactivate.html", {"room": room, "target": target, "form": form})
+
+
+@require_GET
+def viewer_css(request: HttpRequest) -> HttpResponse:
+    """The signed-in reader's own stylesheet: it shows the controls they may use on the messages (which are
+    rendered once for everyone): Edit and Delete on their own, Delete and Remove user on all for staff."""
+    response = render(request, "accounts/viewer.css", {"viewer": request.user}, content_type="text/css")
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ["Cookie"])
+    return response

@@ -48,7 +48,7 @@ async def collect(listener: WebsocketCommunicator, expected: int, seconds: float
             frame = await listener.receive_from(timeout=max(deadline - time.monotonic(), 0.01))
         except TimeoutError:
             break
-        shown += [int(pk) for pk in re.findall(r'<li id="message-(\d+)" class="message"', frame)]
+        shown += [int(pk) for pk in re.findall(r'<li id="message-(\d+)" class="message\b', frame)]
     return shown
 
 

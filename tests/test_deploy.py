@@ -359,7 +359,7 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
         writer.send(json.dumps({"message": "smoke", "token": token, "HEADERS": HTMX_HEADERS}))
         frames = receive_until(
             writer,
-            r'<li id="message-\d+" class="message">[\s\S]*<p class="body">smoke</p>',
+            r'<li id="message-\d+" class="message\b[\s\S]*<p class="body">smoke</p>',
             r'id="compose-message"[^>]*value=""',
         )
         reset = next(frame for frame in frames if 'id="compose-token"' in frame)
@@ -368,10 +368,10 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
         # A second tab, anonymous: catches up on connect, then gets the next message live.
         with deployment.websocket(f"/ws/chat/{ROOM}/") as reader:
             reader.send(json.dumps({"after": "0", "HEADERS": HTMX_HEADERS}))
-            receive_until(reader, r'<ol id="messages" hx-swap-oob="innerHTML">[\s\S]*smoke')
+            receive_until(reader, r'hx-swap-oob="beforeend:#messages">[\s\S]*smoke')
             again = {"message": "smoke again", "token": hidden_input(reset, "token"), "HEADERS": HTMX_HEADERS}
             writer.send(json.dumps(again))
-            receive_until(reader, r'<li id="message-\d+" class="message">[\s\S]*smoke again')
+            receive_until(reader, r'<li id="message-\d+" class="message\b[\s\S]*smoke again')
 
     # A page of another site may not open the room socket (the origin must be an allowed host).
     with pytest.raises(InvalidStatus) as refused:

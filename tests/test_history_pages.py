@@ -19,7 +19,7 @@ def make_messages(room, author, count):
 
 
 def shown(html: str) -> list[int]:
-    return [int(pk) for pk in re.findall(r'<li id="message-(\d+)" class="message"', html)]
+    return [int(pk) for pk in re.findall(r'<li id="message-(\d+)" class="message\b', html)]
 
 
 def link(html: str, rel: str) -> str | None:
@@ -87,7 +87,7 @@ def test_with_htmx_the_sentinel_gets_the_batch_and_the_next_sentinel_in_its_plac
     assert 'hx-trigger="intersect once"' in response.text
     last = client.get(f"/chat/{room.name}/", {"before": messages[20].pk}, **HTMX).text
     assert shown(last) == [m.pk for m in messages[:20]]
-    assert "hx-get" not in last and "This is the start of" in last
+    assert "intersect" not in last and "This is the start of" in last
 
 
 def test_a_batch_on_the_same_day_as_the_message_below_removes_that_days_separator(client, room, alice):
@@ -112,7 +112,7 @@ def test_a_gap_fills_from_its_newer_end_and_closes_on_the_message_above_it(clien
 
     fill = client.get(base, {"before": messages[20].pk, "after": messages[5].pk}, **HTMX).text
     assert shown(fill) == [m.pk for m in messages[6:20]]
-    assert "missed" not in fill and "hx-get" not in fill
+    assert "missed" not in fill and "intersect" not in fill
     assert 'class="day"' not in fill  # same day as the message shown above the gap
 
 
