@@ -73,6 +73,11 @@ def message_previous(*, room: Room | int, before: int) -> Message | None:
     return Message.objects.filter(room=room, id__lt=before).only("id", "created").order_by("-id").first()
 
 
+def room_newer_than(*, room: Room | int, pk: int, limit: int) -> int:
+    """How many messages came after message `pk`, counting no further than `limit`."""
+    return len(Message.objects.filter(room=room, id__gt=pk).order_by("id").values_list("id", flat=True)[:limit])
+
+
 def room_count_between(*, room: Room | int, after: int, before: int) -> int:
     """How many messages lie strictly between two ids (a gap a page has not loaded)."""
     return Message.objects.filter(room=room, id__gt=after, id__lt=before).count()

@@ -171,7 +171,7 @@ def room_or_404(room_name: str) -> Room:
 def message_url(room: Room, pk: int) -> str:
     """The room at a message: the live page if it is among the newest, else the page of history ending with it."""
     url = reverse("chat:room", args=[room.name])
-    if selectors.room_count_between(room=room, after=pk, before=2**63 - 1) >= selectors.PAGE_LENGTH:
+    if selectors.room_newer_than(room=room, pk=pk, limit=selectors.PAGE_LENGTH) >= selectors.PAGE_LENGTH:
         url += f"?before={pk + 1}"
     return f"{url}#message-{pk}"
 
