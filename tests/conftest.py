@@ -19,8 +19,13 @@ pytest_plugins = ["tests.livesupport"]
 
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
-    """Each test gets its own in-memory layer (no groups left over from another test)."""
+    """Each test gets its own in-memory layer (no groups left over from another test), and the process's
+    memory of rooms and rendered fragments starts empty (another test's database had other rows)."""
+    from chat import catch_up, fragments
+
     channel_layers.backends.clear()
+    catch_up.rooms = catch_up.RoomSeqs()
+    fragments._rendered.items.clear()
     yield
     channel_layers.backends.clear()
 

@@ -132,7 +132,7 @@ def test_hostile_text_is_shown_as_text_and_never_runs(new_page, daphne_server):
         send(author, text)
     for page in (author, reader):
         expect(bodies(page)).to_have_text(HOSTILE, timeout=LIVE)
-        expect(page.locator("#messages img, #messages [hx-get]")).to_have_count(0)
+        expect(page.locator("#messages .body img, #messages .body [hx-get]")).to_have_count(0)
     author.wait_for_timeout(QUIET)
 
     assert dialogs == []
@@ -141,7 +141,7 @@ def test_hostile_text_is_shown_as_text_and_never_runs(new_page, daphne_server):
     # The server-rendered history escapes it the same way.
     reader.reload()
     expect(bodies(reader)).to_have_text(HOSTILE)
-    expect(reader.locator("#messages img, #messages [hx-get]")).to_have_count(0)
+    expect(reader.locator("#messages .body img, #messages .body [hx-get]")).to_have_count(0)
     reader.wait_for_timeout(QUIET)
     assert dialogs == []
 
