@@ -25,7 +25,8 @@ author = User.objects.create_user({author!r}, password={password!r})
 room = Room.objects.create(name={room!r}, last_seq={count})
 start = timezone.now() - timedelta(minutes={count})
 Message.objects.bulk_create(
-    Message(room=room, author=author, body=f"history {{i}}", seq=i + 1, posted_seq=i + 1, token=uuid4()) for i in range({count})
+    Message(room=room, author=author, body=f"history {{i}}", seq=i + 1, posted_seq=i + 1, token=uuid4())
+    for i in range({count})
 )
 for i, pk in enumerate(Message.objects.filter(room=room).order_by("id").values_list("id", flat=True)):
     Message.objects.filter(pk=pk).update(created=start + timedelta(minutes=i))
