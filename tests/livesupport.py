@@ -323,3 +323,20 @@ def users_in_room(new_page: Callable[..., Any], room: str, *servers: DaphneServe
         open_room(page, room)
         pages.append(page)
     return pages
+
+
+def seed_messages(server: DaphneServer, room: str, username: str, count: int, *, body: str = "Message {n}") -> None:
+    """Store `count` messages by `username` in `room` (created if needed) in the server's database,
+    numbered on from the room's seq as posting would; `body` may use {n} (1-based)."""
+    code = (
+        "from uuid import uuid4\n"
+        "from django.contrib.auth.models import User\n"
+        "from chat.models import Message, Room\n"
+        f"user = User.objects.get(username={username!r})\n"
+        f"room, _ = Room.objects.get_or_create(name={room!r})\n"
+        f"Message.objects.bulk_create(Message(room=room, author=user, body={body!r}.format(n=n), "
+        f"seq=room.last_seq + n, token=uuid4()) for n in range(1, {count} + 1))\n"
+        f"room.last_seq += {count}\n"
+        "room.save(update_fields=['last_seq'])\n"
+    )
+    server.manage("shell", "-c", code)
