@@ -4,7 +4,7 @@ import unicodedata
 import zoneinfo
 
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.exceptions import ValidationError
 
 from .models import MESSAGE_BODY_MAX_LENGTH, MESSAGE_MAX_LINES, ROOM_NAME_MAX_LENGTH, room_name_validator
@@ -81,5 +81,35 @@ class TimeZoneForm(forms.Form):
     )
 
 
-class SignupForm(UserCreationForm):
+# The id of the box that lists errors about the whole form (templates/_form_fields.html).
+FORM_ERRORS_ID = "form-errors"
+
+
+class FocusFirstErrorMixin:
+    """After validation, the first field with an error gets `autofocus` (no script needed to land there).
+
+    With errors about the whole form only (a failed log-in), the first field gets the focus and is
+    marked invalid and described by them. Django itself marks each field with errors `aria-invalid`
+    and points its `aria-describedby` at them; templates/_form_fields.html renders them with those ids.
+    """
+
+    def full_clean(self) -> None:
+        super().full_clean()  # type: ignore[misc]
+        if not self.errors:
+            return
+        fields = {name: field for name, field in self.fields.items() if not field.widget.is_hidden}
+        for field in fields.values():
+            field.widget.attrs.pop("autofocus", None)
+        invalid = [name for name in fields if name in self.errors]
+        target = fields[invalid[0] if invalid else next(iter(fields))]
+        target.widget.attrs["autofocus"] = True
+        if not invalid:
+            target.widget.attrs.update({"aria-invalid": "true", "aria-describedby": FORM_ERRORS_ID})
+
+
+class LoginForm(FocusFirstErrorMixin, AuthenticationForm):
+    pass
+
+
+class SignupForm(FocusFirstErrorMixin, UserCreationForm):
     pass
