@@ -167,6 +167,15 @@ def test_a_failed_sign_up_page_has_no_violations(page, daphne_server, seeded):
     assert violations(page) == []
 
 
+@browser
+def test_the_settings_page_has_no_violations(page, daphne_server, seeded):
+    log_in(page, seeded["user"])
+    page.goto("/accounts/settings/")
+
+    expect(page.get_by_label("Time zone")).to_be_visible()
+    assert violations(page) == []
+
+
 # Keyboard ----------------------------------------------------------------------------------------
 
 
