@@ -335,7 +335,7 @@ def seed_messages(server: DaphneServer, room: str, username: str, count: int, *,
         f"user = User.objects.get(username={username!r})\n"
         f"room, _ = Room.objects.get_or_create(name={room!r})\n"
         f"Message.objects.bulk_create(Message(room=room, author=user, body={body!r}.format(n=n), "
-        f"seq=room.last_seq + n, token=uuid4()) for n in range(1, {count} + 1))\n"
+        f"seq=room.last_seq + n, posted_seq=room.last_seq + n, token=uuid4()) for n in range(1, {count} + 1))\n"
         f"room.last_seq += {count}\n"
         "room.save(update_fields=['last_seq'])\n"
     )

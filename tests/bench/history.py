@@ -11,7 +11,7 @@ migrated; the rooms made here are deleted afterwards), in its own process with p
 settings (DJANGO_DEBUG=0, WhiteNoise's hashed static files), the bench
 
 1. builds two rooms, 1,000 and 1,000,000 messages (--sizes), with one SQL statement each
-   (INSERT … SELECT over a generated series: explicit seq 1…N, one message every 30 s up to now,
+   (INSERT … SELECT over a generated series: explicit seq and posted_seq 1…N, one message every 30 s up to now,
    a body of ~90 characters with a link, the same in every room); PostgreSQL is then ANALYZEd,
    as autovacuum would;
 2. requests, through Django's test Client (the whole stack: middleware, view, selectors,
@@ -46,19 +46,19 @@ INTERVAL_SECONDS = 30  # between two messages of a room
 BODY = "Message {n}: the quick brown fox jumps over the lazy dog, see https://example.com/{n}"
 SQLITE_INSERT = """
 WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series WHERE n < %(count)s)
-INSERT INTO chat_message (room_id, author_id, body, created, seq, token)
+INSERT INTO chat_message (room_id, author_id, body, created, seq, posted_seq, token)
 SELECT %(room)s, %(author)s,
        'Message ' || n || ': the quick brown fox jumps over the lazy dog, see https://example.com/' || n,
        strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || ((%(count)s - n) * %(interval)s) || ' seconds'),
-       n, printf('%%016x%%016x', %(room)s, n)
+       n, n, printf('%%016x%%016x', %(room)s, n)
 FROM series
 """
 POSTGRES_INSERT = """
-INSERT INTO chat_message (room_id, author_id, body, created, seq, token)
+INSERT INTO chat_message (room_id, author_id, body, created, seq, posted_seq, token)
 SELECT %(room)s, %(author)s,
        'Message ' || n || ': the quick brown fox jumps over the lazy dog, see https://example.com/' || n,
        now() - (%(count)s - n) * %(interval)s * interval '1 second',
-       n, (lpad(to_hex(%(room)s::bigint), 16, '0') || lpad(to_hex(n::bigint), 16, '0'))::uuid
+       n, n, (lpad(to_hex(%(room)s::bigint), 16, '0') || lpad(to_hex(n::bigint), 16, '0'))::uuid
 FROM generate_series(1, %(count)s) AS n
 """
 
