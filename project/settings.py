@@ -91,20 +91,38 @@ ASGI_APPLICATION = "project.asgi.application"
 # persistent connections (CONN_MAX_AGE) would pile up idle per thread: instead
 # connections close after each use and PostgreSQL reuses them from psycopg's pool.
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0)}
+DB_POOL_SIZE = int(os.environ.get("DJANGO_DB_POOL_SIZE", "10"))
+# How long a write waits for a lock (SQLite's write lock; for sockets, queueing included)
+# before the sender is told it could not be saved.
+CHAT_DB_LOCK_TIMEOUT = float(os.environ.get("DJANGO_DB_LOCK_TIMEOUT", "5"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
+        "max_size": DB_POOL_SIZE,
         "timeout": 10,
     }
     # With a pool, Django turns this into psycopg's check on every checkout: a
     # connection the server dropped (restart, failover) is replaced, not handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's backend, except that the first dead connection found replaces all idle ones.
+    DATABASES["default"]["ENGINE"] = "chat.postgres"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many daphne threads share the file: wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": CHAT_DB_LOCK_TIMEOUT,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
+
+# Socket database work runs on two bounded pools per process (chat/db.py), not on
+# asgiref's single thread. Reads (auth on connect, catch-up): as many threads as the
+# database serves at once (PostgreSQL: the pool; SQLite in WAL mode: readers run beside
+# the writer). Writes: SQLite has one writer, so one thread; PostgreSQL: half the pool.
+_postgres = DATABASES["default"]["ENGINE"] == "chat.postgres"
+CHAT_DB_READ_THREADS = int(os.environ.get("CHAT_DB_READ_THREADS", DB_POOL_SIZE if _postgres else 4))
+CHAT_DB_WRITE_THREADS = int(os.environ.get("CHAT_DB_WRITE_THREADS", max(1, DB_POOL_SIZE // 2) if _postgres else 1))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -10,7 +10,7 @@ from django.db import connection
 from .conftest import message_frame, receive_all
 
 pytestmark = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    settings.DATABASES["default"]["ENGINE"] != "chat.postgres",
     reason="connection pooling is a PostgreSQL setting (set DATABASE_URL=postgres://…)",
 )
 
