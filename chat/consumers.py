@@ -10,12 +10,12 @@ import logging
 import time
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from . import catch_up, db, fragments, layer_watch, liveness, services
 from .models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
+from .socket_base import PooledDatabaseWebsocketConsumer
 from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
 CLOSE_BAD_ROOM = 4404
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(PooledDatabaseWebsocketConsumer):
     room: Room | None
 
     async def connect(self) -> None:
