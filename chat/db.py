@@ -17,7 +17,10 @@ on two small pools of our own instead:
 
 Each call is one unit of work for Django's connection handling, as in Channels:
 old connections are closed before and after it (with CONN_MAX_AGE=0 that closes
-the connection, which psycopg's pool takes back), so no thread keeps one.
+the connection, which psycopg's pool takes back), so no thread keeps one. SQLite
+has no pool: opening a file connection (and setting WAL on it) per unit cost more
+than the queries of a connect, so each of these few long-lived threads keeps its
+own connection, closed after any error (a file connection holds no server slot).
 """
 
 import time
@@ -44,13 +47,18 @@ def pool(lane: str) -> ThreadPoolExecutor:
 
 
 def _unit(fn: Callable[..., R], args: tuple, kwargs: dict, deadline: float | None) -> R:
-    close_old_connections()
+    keep = connection.vendor == "sqlite"
+    if not keep:
+        close_old_connections()
     try:
         if deadline is not None:
             _limit_lock_wait(deadline)
         return fn(*args, **kwargs)
     finally:
-        close_old_connections()
+        if not keep:
+            close_old_connections()
+        elif connection.errors_occurred or connection.in_atomic_block:
+            connection.close()
 
 
 def _limit_lock_wait(deadline: float) -> None:

@@ -119,9 +119,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Socket database work runs on two bounded pools per process (chat/db.py), not on
 # asgiref's single thread. Reads (auth on connect, catch-up): as many threads as the
 # database serves at once (PostgreSQL: the pool; SQLite in WAL mode: readers run beside
-# the writer). Writes: SQLite has one writer, so one thread; PostgreSQL: half the pool.
+# the writer, but each query is mostly Python time under the GIL, and more threads
+# slowed a connect storm down: 2). Writes: SQLite has one writer, so one thread;
+# PostgreSQL: half the pool.
 _postgres = DATABASES["default"]["ENGINE"] == "chat.postgres"
-CHAT_DB_READ_THREADS = int(os.environ.get("CHAT_DB_READ_THREADS", DB_POOL_SIZE if _postgres else 4))
+CHAT_DB_READ_THREADS = int(os.environ.get("CHAT_DB_READ_THREADS", DB_POOL_SIZE if _postgres else 2))
 CHAT_DB_WRITE_THREADS = int(os.environ.get("CHAT_DB_WRITE_THREADS", max(1, DB_POOL_SIZE // 2) if _postgres else 1))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
