@@ -134,19 +134,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # so 1,000 joins need no pool of 1,000 connections and no group ever expires.
 # Timeouts keep a hung Redis to a bounded wait; the health check finds a dead
 # connection on an idle process. CHANNEL_LAYER=redis selects the list-based layer.
+# REDIS_URL may list several servers, comma-separated: channels-redis then shards the
+# layer over them (each group and channel lives on one server, by a hash of its name),
+# and every process must list the same servers in the same order.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URLS = env_list("REDIS_URL", [])
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis-pubsub" if REDIS_URL else "memory")
 
 
-def redis_pubsub_layer(url: str) -> dict:
-    host = {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15}
-    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [host]}}
+def redis_pubsub_layer(urls: list[str]) -> dict:
+    hosts = [
+        {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15} for url in urls
+    ]
+    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
 
 
 if CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis-pubsub":
-    CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URL)}
+    CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URLS)}
 elif CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
@@ -156,7 +162,8 @@ elif CHANNEL_LAYER == "redis":
             # idle consumers crash with a read timeout (redis-py 8 lowered it to 5 s).
             "CONFIG": {
                 "hosts": [
-                    {"address": REDIS_URL, "max_connections": 2000, "socket_timeout": 10, "socket_connect_timeout": 3}
+                    {"address": url, "max_connections": 2000, "socket_timeout": 10, "socket_connect_timeout": 3}
+                    for url in REDIS_URLS
                 ]
             },
         }
