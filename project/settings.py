@@ -142,7 +142,10 @@ REDIS_URLS = env_list("REDIS_URL", [])
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis-pubsub" if REDIS_URL else "memory")
 
 
-def redis_pubsub_layer(urls: list[str]) -> dict:
+def redis_pubsub_layer(urls: str | list[str]) -> dict:
+    """The pub/sub layer over one Redis URL, or several (a list or a comma-separated string): one shard each."""
+    if isinstance(urls, str):
+        urls = [url.strip() for url in urls.split(",") if url.strip()]
     hosts = [
         {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15} for url in urls
     ]
