@@ -22,13 +22,15 @@ from . import servers
 from .chart import write_chart
 from .loadgen import LoadSpec, run_load
 
-# name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes)
+# name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes; Redis shards)
+# One shard: --redis-url. Two: two private redis-servers the bench starts on free ports.
 CONFIGS = {
-    "memory-1": (None, 1),
-    "redis-1": ("redis", 1),
-    "redis-2": ("redis", 2),
-    "redis-pubsub-1": ("redis-pubsub", 1),
-    "redis-pubsub-2": ("redis-pubsub", 2),
+    "memory-1": (None, 1, 0),
+    "redis-1": ("redis", 1, 1),
+    "redis-2": ("redis", 2, 1),
+    "redis-pubsub-1": ("redis-pubsub", 1, 1),
+    "redis-pubsub-2": ("redis-pubsub", 2, 1),
+    "redis-pubsub-2-shards": ("redis-pubsub", 2, 2),
 }
 APPS = {"tutorial": "tests.bench.tutorial_asgi:application", "ours": "project.asgi:application"}
 LOG_NEEDLES = ("Too many connections", "Traceback", "over capacity")
@@ -141,11 +143,16 @@ def run_one(
     run_id: str,
     log_dir: Path,
 ) -> dict[str, Any]:
-    layer, processes = CONFIGS[config]
+    layer, processes, shards = CONFIGS[config]
     env = dict(env)
-    if layer:
+    private_redis: list[servers.subprocess.Popen] = []
+    redis_urls = [args.redis_url]
+    if shards > 1:
+        private_redis, redis_urls = servers.start_private_redis(shards)
+    elif layer:
         servers.redis_flush(args.redis_url)
-        env.update({"REDIS_URL": args.redis_url, "CHANNEL_LAYER": layer})
+    if layer:
+        env.update({"REDIS_URL": ",".join(redis_urls), "CHANNEL_LAYER": layer})
         # Always through tests.bench.settings: it also logs the layer and host entry measured.
         env.update(
             {
@@ -188,7 +195,7 @@ def run_one(
             def sample() -> dict[str, float]:
                 figures = servers.sample(started)
                 if layer:
-                    figures["redis_clients"] = servers.redis_clients(args.redis_url)
+                    figures["redis_clients"] = sum(servers.redis_clients(url) for url in redis_urls)
                 return figures
 
             row.update(asyncio.run(asyncio.wait_for(run_load(spec, sample), budget)))
@@ -197,6 +204,7 @@ def run_one(
             row["traceback"] = traceback.format_exc()
     finally:
         servers.stop_servers(started)
+        servers.stop_private_redis(private_redis)
     row["server_log"] = servers.count_in_logs(started, LOG_NEEDLES)
     row["layer"] = servers.layer_line(started[0]) or "channels.layers.InMemoryChannelLayer"
     return row

@@ -146,6 +146,29 @@ def redis_clients(url: str) -> int:
         client.close()
 
 
+def start_private_redis(count: int) -> tuple[list[subprocess.Popen], list[str]]:
+    """`count` redis-servers of the bench's own on free loopback ports (no persistence); their URLs."""
+    processes, urls = [], []
+    for _ in range(count):
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        urls.append(f"redis://{HOST}:{port}/0")
+        deadline = time.monotonic() + 10
+        while port_is_free(port):
+            if time.monotonic() > deadline:
+                stop_private_redis(processes)
+                raise BenchError(f"redis-server on {port} did not start")
+            time.sleep(0.05)
+    return processes, urls
+
+
+def stop_private_redis(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
