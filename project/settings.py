@@ -153,7 +153,8 @@ def redis_pubsub_layer(urls: str | list[str]) -> dict:
 
 
 if CHANNEL_LAYER == "memory":
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer, without its O(sockets) sweep on every receive (chat/memory_layer.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.memory_layer.SweepingInMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis-pubsub":
     CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URLS)}
 elif CHANNEL_LAYER == "redis":

@@ -101,6 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write the PNG chart here (docs/benchmark.png; needs matplotlib from tests/requirements.txt)",
     )
     parser.add_argument("--no-chart", action="store_true", help="do not write the chart")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each server with py-spy (pip install py-spy) into DIR/<config>-<app>-<n>.txt "
+        "(collapsed stacks of the thread holding the GIL), from start-up to the end of the run",
+    )
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, seconds (30)")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before memory is read (3)")
     parser.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for late deliveries (10)")
@@ -172,6 +179,7 @@ def run_one(
         backlog=args.backlog,
         daphne_defaults=args.daphne_defaults,
     )
+    profilers = servers.start_profilers(started, args.profile, label) if args.profile else []
     try:
         servers.wait_ready(started)
         room = room_name(config, app, run_id)
@@ -203,6 +211,7 @@ def run_one(
             row["error"] = f"{type(error).__name__}: {error}"
             row["traceback"] = traceback.format_exc()
     finally:
+        servers.stop_profilers(profilers)
         servers.stop_servers(started)
         servers.stop_private_redis(private_redis)
     row["server_log"] = servers.count_in_logs(started, LOG_NEEDLES)

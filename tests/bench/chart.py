@@ -32,8 +32,8 @@ def write_chart(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
                     if height is not None:
                         xs.append(c + (a - (len(apps) - 1) / 2) * width)
                         heights.append(height)
-                # Percentiles stacked as overlapping bars: the lightest is the highest percentile.
-                alpha = 1.0 - 0.3 * p
+                # Percentiles as overlapping bars, highest first and lightest, lowest last and darkest.
+                alpha = 1.0 - 0.3 * (len(points) - 1 - p)
                 axis.bar(xs, heights, width * 0.9, color=COLOURS[app], alpha=alpha, label=f"{app} {point}".strip())
         axis.set_xticks(range(len(configs)), configs, rotation=20, fontsize=8)
         axis.set_ylabel(ylabel)

@@ -230,6 +230,40 @@ def start_servers(
     return servers
 
 
+def start_profilers(servers: list[Server], directory: Path, label: str) -> list[subprocess.Popen]:
+    """py-spy on each server process (its own pid), until stop_profilers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    options = ["-r", "100", "-f", "raw", "--nonblocking", "--gil"]  # --gil: only the thread running Python
+    return [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                *options,
+                "-p",
+                str(server.process.pid),
+                "-o",
+                str(directory / f"{label}-{index}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for index, server in enumerate(servers)
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    """SIGINT makes py-spy write its file."""
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+
+
 def http_status(port: int, timeout: float = 5) -> int | None:
     """A plain GET on a path no app serves: any HTTP answer means daphne and Django are up."""
     try:
