@@ -135,9 +135,7 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
 
     async def catch_up(self, *, cursor: int) -> None:
         """Send what comes after `cursor`, in order, and move this socket's position there."""
-        result = await db.reads(catch_up.catch_up)(
-            room_name=self.room_name, cursor=cursor, zone_name=self.zone_name
-        )
+        result = await db.reads(catch_up.catch_up)(room_name=self.room_name, cursor=cursor, zone_name=self.zone_name)
         for frame in result.frames:
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)

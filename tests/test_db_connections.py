@@ -2,7 +2,6 @@
 long-lived consumers sharing a bounded pool (PostgreSQL: CI runs this file with DATABASE_URL set)."""
 
 import asyncio
-import json
 import threading
 
 import pytest
@@ -14,7 +13,7 @@ from django.db import connection
 
 from chat import db
 
-from .conftest import message_frame, receive_all, session_cookie
+from .conftest import message_frame, receive_all, session_cookie, sync_frame
 
 postgres_only = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "chat.postgres",
@@ -22,18 +21,17 @@ postgres_only = pytest.mark.skipif(
 )
 
 
-async def open_socket(room_name: str, cookie: bytes | None = None) -> WebsocketCommunicator:
+async def open_socket(room_name: str, cookie: bytes | None = None, cursor: int = 0) -> WebsocketCommunicator:
+    """A page's socket: connected, its status frame read, its sync frame sent (`cursor`: what the page shows)."""
     from project.asgi import application
 
     headers = [(b"origin", b"http://localhost")] + ([(b"cookie", cookie)] if cookie else [])
     communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
     connected, _ = await communicator.connect(timeout=10)
     assert connected
+    assert 'id="connection-status"' in await communicator.receive_from(timeout=10)
+    await communicator.send_to(text_data=sync_frame(cursor))
     return communicator
-
-
-def sync_frame(after: int = 0) -> str:
-    return json.dumps({"after": str(after), "HEADERS": {"HX-Trigger": "sync"}})
 
 
 @pytest.fixture
@@ -61,15 +59,14 @@ async def test_sockets_sign_in_catch_up_and_post_while_the_single_thread_is_busy
     reader = await open_socket("busy", cookies["bob"])
     sender = await open_socket("busy", cookies["alice"])
 
+    await receive_all(reader, first=1)  # what the page's sync frame brought (the room is empty)
     await sender.send_to(text_data=message_frame("past the busy thread"))
-    [delivered] = await receive_all(reader, first=10)
+    delivered = "".join(await receive_all(reader, first=10))
     assert "past the busy thread" in delivered
     assert '<span class="author">alice</span>' in delivered  # the sender's session and user were loaded
 
-    late = await open_socket("busy", cookies["bob"])
-    await late.send_to(text_data=sync_frame(after=0))
-    [history] = await receive_all(late, first=10)
-    assert "past the busy thread" in history
+    late = await open_socket("busy", cookies["bob"], cursor=0)  # a page that missed it catches up
+    assert "past the busy thread" in "".join(await receive_all(late, first=10))
     for socket in (reader, sender, late):
         await socket.disconnect()
 
@@ -116,7 +113,6 @@ def connections_held_by_socket_threads() -> list[str]:
 async def test_hundreds_of_signed_in_connects_leave_no_connection_held(cookies):
     async def visit() -> None:
         socket = await open_socket("storm", cookies["alice"])
-        await socket.send_to(text_data=sync_frame())
         await socket.receive_nothing(timeout=0.2)
         await socket.disconnect()
 
