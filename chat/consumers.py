@@ -10,13 +10,12 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from . import catch_up, fragments, layer_watch, liveness, services
+from . import catch_up, db, fragments, layer_watch, liveness, services
 from .models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
+from .socket_base import PooledDatabaseWebsocketConsumer
 from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
 CLOSE_BAD_ROOM = 4404
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(PooledDatabaseWebsocketConsumer):
     room: Room | None
 
     async def connect(self) -> None:
@@ -110,7 +109,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # next is not wiped by a reset arriving after the save; a failed save puts the text back.
         await self.send(text_data=fragments.compose_reset())
         try:
-            posted = await database_sync_to_async(self.save_sync)(user, draft)
+            posted = await db.writes(self.save_sync)(user, draft)
         except ValidationError as error:
             await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
             return
@@ -136,9 +135,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def catch_up(self, *, cursor: int) -> None:
         """Send what comes after `cursor`, in order, and move this socket's position there."""
-        result = await database_sync_to_async(catch_up.catch_up)(
-            room_name=self.room_name, cursor=cursor, zone_name=self.zone_name
-        )
+        result = await db.reads(catch_up.catch_up)(room_name=self.room_name, cursor=cursor, zone_name=self.zone_name)
         for frame in result.frames:
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)

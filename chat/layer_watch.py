@@ -12,10 +12,9 @@ The in-memory layer cannot fail this way, so nothing is watched there.
 import asyncio
 import logging
 
-from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from . import catch_up, selectors
+from . import catch_up, db, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ async def probe(layer, channel: str) -> bool:
 
 async def resync(layer) -> None:
     """Tell every socket of this process its room's newest seq (one query per room)."""
-    newest = await database_sync_to_async(selectors.rooms_newest_seq)(names=set(_rooms.values()))
+    newest = await db.reads(selectors.rooms_newest_seq)(names=set(_rooms.values()))
     for room, seq in newest.items():
         catch_up.rooms.advance(room, seq)
     for channel, room in list(_rooms.items()):

@@ -91,20 +91,40 @@ ASGI_APPLICATION = "project.asgi.application"
 # persistent connections (CONN_MAX_AGE) would pile up idle per thread: instead
 # connections close after each use and PostgreSQL reuses them from psycopg's pool.
 DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=0)}
+DB_POOL_SIZE = int(os.environ.get("DJANGO_DB_POOL_SIZE", "10"))
+# How long a write waits for a lock (SQLite's write lock; for sockets, queueing included)
+# before the sender is told it could not be saved.
+CHAT_DB_LOCK_TIMEOUT = float(os.environ.get("DJANGO_DB_LOCK_TIMEOUT", "5"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
-        "max_size": int(os.environ.get("DJANGO_DB_POOL_SIZE", "10")),
+        "max_size": DB_POOL_SIZE,
         "timeout": 10,
     }
     # With a pool, Django turns this into psycopg's check on every checkout: a
     # connection the server dropped (restart, failover) is replaced, not handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's backend, except that the first dead connection found replaces all idle ones.
+    DATABASES["default"]["ENGINE"] = "chat.postgres"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many daphne threads share the file: wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": CHAT_DB_LOCK_TIMEOUT,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        }
     )
+
+# Socket database work runs on two bounded pools per process (chat/db.py), not on
+# asgiref's single thread. Reads (auth on connect, catch-up): as many threads as the
+# database serves at once (PostgreSQL: the pool; SQLite in WAL mode: readers run beside
+# the writer, but each query is mostly Python time under the GIL, and more threads
+# slowed a connect storm down: 2). Writes: SQLite has one writer, so one thread;
+# PostgreSQL: half the pool.
+_postgres = DATABASES["default"]["ENGINE"] == "chat.postgres"
+CHAT_DB_READ_THREADS = int(os.environ.get("CHAT_DB_READ_THREADS", DB_POOL_SIZE if _postgres else 2))
+CHAT_DB_WRITE_THREADS = int(os.environ.get("CHAT_DB_WRITE_THREADS", max(1, DB_POOL_SIZE // 2) if _postgres else 1))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -114,19 +134,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # so 1,000 joins need no pool of 1,000 connections and no group ever expires.
 # Timeouts keep a hung Redis to a bounded wait; the health check finds a dead
 # connection on an idle process. CHANNEL_LAYER=redis selects the list-based layer.
+# REDIS_URL may list several servers, comma-separated: channels-redis then shards the
+# layer over them (each group and channel lives on one server, by a hash of its name),
+# and every process must list the same servers in the same order.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URLS = env_list("REDIS_URL", [])
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "redis-pubsub" if REDIS_URL else "memory")
 
 
-def redis_pubsub_layer(url: str) -> dict:
-    host = {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15}
-    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [host]}}
+def redis_pubsub_layer(urls: str | list[str]) -> dict:
+    """The pub/sub layer over one Redis URL, or several (a list or a comma-separated string): one shard each."""
+    if isinstance(urls, str):
+        urls = [url.strip() for url in urls.split(",") if url.strip()]
+    hosts = [
+        {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15} for url in urls
+    ]
+    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
 
 
 if CHANNEL_LAYER == "memory":
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer, without its O(sockets) sweep on every receive (chat/memory_layer.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.memory_layer.SweepingInMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis-pubsub":
-    CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URL)}
+    CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URLS)}
 elif CHANNEL_LAYER == "redis":
     CHANNEL_LAYERS = {
         "default": {
@@ -136,7 +166,8 @@ elif CHANNEL_LAYER == "redis":
             # idle consumers crash with a read timeout (redis-py 8 lowered it to 5 s).
             "CONFIG": {
                 "hosts": [
-                    {"address": REDIS_URL, "max_connections": 2000, "socket_timeout": 10, "socket_connect_timeout": 3}
+                    {"address": url, "max_connections": 2000, "socket_timeout": 10, "socket_connect_timeout": 3}
+                    for url in REDIS_URLS
                 ]
             },
         }

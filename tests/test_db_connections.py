@@ -1,18 +1,74 @@
-"""Long-lived consumers and database connections (PostgreSQL: CI runs this file with DATABASE_URL set)."""
+"""Sockets and database connections: socket work off asgiref's single thread (chat/db.py), and
+long-lived consumers sharing a bounded pool (PostgreSQL: CI runs this file with DATABASE_URL set)."""
 
 import asyncio
+import threading
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
 
-from .conftest import message_frame, receive_all
+from chat import db
 
-pytestmark = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+from .conftest import message_frame, receive_all, session_cookie, sync_frame
+
+postgres_only = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "chat.postgres",
     reason="connection pooling is a PostgreSQL setting (set DATABASE_URL=postgres://…)",
 )
+
+
+async def open_socket(room_name: str, cookie: bytes | None = None, cursor: int = 0) -> WebsocketCommunicator:
+    """A page's socket: connected, its status frame read, its sync frame sent (`cursor`: what the page shows)."""
+    from project.asgi import application
+
+    headers = [(b"origin", b"http://localhost")] + ([(b"cookie", cookie)] if cookie else [])
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    assert 'id="connection-status"' in await communicator.receive_from(timeout=10)
+    await communicator.send_to(text_data=sync_frame(cursor))
+    return communicator
+
+
+@pytest.fixture
+def cookies(transactional_db, alice, bob) -> dict[str, bytes]:
+    return {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+
+
+@pytest.fixture
+def single_thread_busy(cookies):
+    """asgiref's one thread-sensitive thread, busy for the whole test (as a slow query or a held lock kept it)."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(60)
+
+    held = SyncToAsync.single_thread_executor.submit(hold)
+    assert started.wait(10)
+    yield
+    release.set()
+    held.result(timeout=10)
+
+
+async def test_sockets_sign_in_catch_up_and_post_while_the_single_thread_is_busy(single_thread_busy, cookies):
+    reader = await open_socket("busy", cookies["bob"])
+    sender = await open_socket("busy", cookies["alice"])
+
+    await receive_all(reader, first=1)  # what the page's sync frame brought (the room is empty)
+    await sender.send_to(text_data=message_frame("past the busy thread"))
+    delivered = "".join(await receive_all(reader, first=10))
+    assert "past the busy thread" in delivered
+    assert '<span class="author">alice</span>' in delivered  # the sender's session and user were loaded
+
+    late = await open_socket("busy", cookies["bob"], cursor=0)  # a page that missed it catches up
+    assert "past the busy thread" in "".join(await receive_all(late, first=10))
+    for socket in (reader, sender, late):
+        await socket.disconnect()
 
 
 @database_sync_to_async
@@ -24,6 +80,7 @@ def open_connections() -> int:
         return cursor.fetchone()[0]
 
 
+@postgres_only
 async def test_many_sockets_posting_share_a_bounded_pool_of_connections(connect, alice, bob):
     sockets = [await connect("pooled", user) for user in (alice, bob) * 10]
 
@@ -35,6 +92,35 @@ async def test_many_sockets_posting_share_a_bounded_pool_of_connections(connect,
     pool_size = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
     assert settings.DATABASES["default"]["CONN_MAX_AGE"] == 0
     assert await open_connections() <= pool_size
+
+
+def connections_held_by_socket_threads() -> list[str]:
+    """Ask every thread of both socket pools (a barrier puts one probe on each) whether it holds a connection."""
+    held = []
+    for lane in ("read", "write"):
+        pool = db.pool(lane)
+        barrier = threading.Barrier(pool._max_workers)
+
+        def probe(barrier: threading.Barrier) -> str | None:
+            barrier.wait(timeout=10)
+            return threading.current_thread().name if connection.connection is not None else None
+
+        held += [name for name in pool.map(probe, [barrier] * pool._max_workers) if name]
+    return held
+
+
+@postgres_only
+async def test_hundreds_of_signed_in_connects_leave_no_connection_held(cookies):
+    async def visit() -> None:
+        socket = await open_socket("storm", cookies["alice"])
+        await socket.receive_nothing(timeout=0.2)
+        await socket.disconnect()
+
+    for _ in range(3):
+        await asyncio.gather(*(visit() for _ in range(150)))
+
+    # Each unit of work gave its connection back to psycopg's pool: no socket thread keeps one.
+    assert await asyncio.to_thread(connections_held_by_socket_threads) == []
 
 
 @database_sync_to_async
@@ -55,6 +141,7 @@ def main_thread_reconnects(transactional_db):
     connection.close()
 
 
+@postgres_only
 async def test_a_socket_keeps_posting_after_the_database_dropped_its_connections(
     main_thread_reconnects, connect, alice, bob
 ):

@@ -6,9 +6,13 @@ Run from the repository root:
     .venv/bin/python -m tests.bench --clients 100 --duration 5 --configs memory-1,redis-1
     .venv/bin/python -m tests.bench --database-url postgres://postgres@127.0.0.1:5432/test --json bench.json
 
+    .venv/bin/python -m tests.bench --configs memory-1 --clients 5000 --duration 5     # a reconnect storm
+    .venv/bin/python -m tests.bench --configs memory-1 --clients 2000 --duration 5 --daphne-defaults
+
 For each configuration (`memory-1`: in-memory layer, one daphne; `redis-1`/`redis-2`:
 RedisChannelLayer, one or two daphnes; `redis-pubsub-1`/`redis-pubsub-2`: the same with
-RedisPubSubChannelLayer, picked through CHANNEL_LAYER) and each app (`tutorial`: the
+RedisPubSubChannelLayer, picked through CHANNEL_LAYER; `redis-pubsub-2-shards`: two
+daphnes over two private redis-servers the bench starts, REDIS_URL listing both) and each app (`tutorial`: the
 tutorial's consumer in tutorial_consumer.py, served by tutorial_asgi.py; `ours`:
 project.asgi:application), the bench
 
@@ -18,8 +22,10 @@ project.asgi:application), the bench
    REDIS_URL points at a dedicated Redis db index (--redis-url, default /5) that is FLUSHDB'd first;
 2. connects the sender, a signed-in user (a real login session created with Django's test
    client in `manage.py shell`), and reads the servers' memory;
-3. opens --clients anonymous receivers at once, split evenly across the processes, and times
-   each handshake (ours' receivers also send the #sync frame htmx sends on every open);
+3. opens --clients receivers at once, split evenly across the processes, and times each
+   handshake; ours' receivers are each a signed-in user with a login session of its own (so
+   every connect loads a session and a user; --anonymous: none), the tutorial's are anonymous
+   (its consumer does no auth); ours' also send the #sync frame htmx sends on every open;
 4. after --settle idle seconds reads the memory again: (RSS after - RSS before) / clients;
 5. sends --rate messages a second for --duration seconds, as htmx's ws-send frames them for ours
    ({"message", "token", "HEADERS", ...}) and as the tutorial's page does for the reference
@@ -31,9 +37,14 @@ project.asgi:application), the bench
 
 Then it prints one row per configuration and app: failed connects, sockets the server dropped,
 connect time, delivered ratio (deliveries / (messages x clients)), latency percentiles,
-deliveries per second, memory per idle connection, server CPU seconds while sending, Redis
-connections held while idle, and notable server log lines ("Too many connections",
-tracebacks); then the issue's targets, checked; --json PATH keeps every figure.
+deliveries per second, memory per idle connection, server CPU seconds while sending and per
+delivered message (utime + stime of the server processes from /proc, so the load generator's
+share of the cores does not count), Redis connections held while idle, and notable server log
+lines ("Too many connections", tracebacks); then the targets of issues 4 and 12, checked;
+--json PATH keeps every figure, and the PNG chart (--chart, default docs/benchmark.png; needs
+matplotlib from tests/requirements.txt) shows latency percentiles, CPU per delivery and connect
+times for both apps across the configurations. --daphne-defaults runs daphne with its default
+options (the README's run command) instead of the Procfile's.
 
 To size the Redis layer without touching the product: --redis-option NAME=VALUE merges keyword
 arguments into the Redis host entry (e.g. max_connections=1000, socket_timeout=10),

@@ -19,20 +19,27 @@ from typing import Any
 from tests.procfile import web_daphne
 
 from . import servers
+from .chart import write_chart
 from .loadgen import LoadSpec, run_load
 
-# name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes)
+# name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes; Redis shards)
+# One shard: --redis-url. Two: two private redis-servers the bench starts on free ports.
 CONFIGS = {
-    "memory-1": (None, 1),
-    "redis-1": ("redis", 1),
-    "redis-2": ("redis", 2),
-    "redis-pubsub-1": ("redis-pubsub", 1),
-    "redis-pubsub-2": ("redis-pubsub", 2),
+    "memory-1": (None, 1, 0),
+    "redis-1": ("redis", 1, 1),
+    "redis-2": ("redis", 2, 1),
+    "redis-pubsub-1": ("redis-pubsub", 1, 1),
+    "redis-pubsub-2": ("redis-pubsub", 2, 1),
+    "redis-pubsub-2-shards": ("redis-pubsub", 2, 2),
 }
 APPS = {"tutorial": "tests.bench.tutorial_asgi:application", "ours": "project.asgi:application"}
 LOG_NEEDLES = ("Too many connections", "Traceback", "over capacity")
 TUTORIAL_P95_TARGET_MS = 250
 OURS_P95_FACTOR = 1.25
+# Issue 12: connect storms, fan-out CPU, idle memory.
+CONNECT_P95_FACTOR = 1.5
+CPU_PER_DELIVERY_FACTOR = 1.1
+KIB_PER_SOCKET_TARGET = 40
 
 
 def redis_option(text: str) -> tuple[str, Any]:
@@ -76,6 +83,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="use the bare REDIS_URL as the host entry (library defaults, as in the Channels tutorial)",
     )
     parser.add_argument("--backlog", type=int, help="override the Procfile's listen backlog (Twisted's default: 50)")
+    parser.add_argument(
+        "--daphne-defaults",
+        action="store_true",
+        help="run daphne with its default options (the README's run command) instead of the Procfile's",
+    )
+    parser.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="ours' receivers without a login (default: each a signed-in user with its own session, "
+        "so every connect loads a session and a user; the tutorial's receivers never sign in)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("docs/benchmark.png"),
+        help="write the PNG chart here (docs/benchmark.png; needs matplotlib from tests/requirements.txt)",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="do not write the chart")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each server with py-spy (pip install py-spy) into DIR/<config>-<app>-<n>.txt "
+        "(collapsed stacks of the thread holding the GIL), from start-up to the end of the run",
+    )
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, seconds (30)")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before memory is read (3)")
     parser.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for late deliveries (10)")
@@ -108,13 +140,26 @@ def room_name(config: str, app: str, run_id: str) -> str:
 
 
 def run_one(
-    args: argparse.Namespace, *, config: str, app: str, env: dict[str, str], cookie: str, run_id: str, log_dir: Path
+    args: argparse.Namespace,
+    *,
+    config: str,
+    app: str,
+    env: dict[str, str],
+    cookie: str,
+    receiver_cookies: list[str],
+    run_id: str,
+    log_dir: Path,
 ) -> dict[str, Any]:
-    layer, processes = CONFIGS[config]
+    layer, processes, shards = CONFIGS[config]
     env = dict(env)
-    if layer:
+    private_redis: list[servers.subprocess.Popen] = []
+    redis_urls = [args.redis_url]
+    if shards > 1:
+        private_redis, redis_urls = servers.start_private_redis(shards)
+    elif layer:
         servers.redis_flush(args.redis_url)
-        env.update({"REDIS_URL": args.redis_url, "CHANNEL_LAYER": layer})
+    if layer:
+        env.update({"REDIS_URL": ",".join(redis_urls), "CHANNEL_LAYER": layer})
         # Always through tests.bench.settings: it also logs the layer and host entry measured.
         env.update(
             {
@@ -126,8 +171,15 @@ def run_one(
     label = f"{config}-{app}"
     row: dict[str, Any] = {"config": config, "app": app, "processes": processes}
     started = servers.start_servers(
-        app=APPS[app], count=processes, env=env, log_dir=log_dir, label=label, backlog=args.backlog
+        app=APPS[app],
+        count=processes,
+        env=env,
+        log_dir=log_dir,
+        label=label,
+        backlog=args.backlog,
+        daphne_defaults=args.daphne_defaults,
     )
+    profilers = servers.start_profilers(started, args.profile, label) if args.profile else []
     try:
         servers.wait_ready(started)
         room = room_name(config, app, run_id)
@@ -143,6 +195,7 @@ def run_one(
             connect_timeout=args.connect_timeout,
             settle=args.settle,
             drain=args.drain,
+            receiver_cookies=receiver_cookies if app == "ours" else [],
         )
         budget = args.connect_timeout + args.settle + args.duration + args.drain + 60
         try:
@@ -150,7 +203,7 @@ def run_one(
             def sample() -> dict[str, float]:
                 figures = servers.sample(started)
                 if layer:
-                    figures["redis_clients"] = servers.redis_clients(args.redis_url)
+                    figures["redis_clients"] = sum(servers.redis_clients(url) for url in redis_urls)
                 return figures
 
             row.update(asyncio.run(asyncio.wait_for(run_load(spec, sample), budget)))
@@ -158,7 +211,9 @@ def run_one(
             row["error"] = f"{type(error).__name__}: {error}"
             row["traceback"] = traceback.format_exc()
     finally:
+        servers.stop_profilers(profilers)
         servers.stop_servers(started)
+        servers.stop_private_redis(private_redis)
     row["server_log"] = servers.count_in_logs(started, LOG_NEEDLES)
     row["layer"] = servers.layer_line(started[0]) or "channels.layers.InMemoryChannelLayer"
     return row
@@ -180,13 +235,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         "deliv/s",
         "KiB/conn",
         "cpu s",
+        "cpu us/deliv",
         "redis conns",
         "server log",
     )
     lines = [head]
     for row in rows:
         if "error" in row and "latency_ms" not in row:
-            lines.append((row["config"], row["app"], "-", "-", "-", "-", row["error"][:60], "-", "-", "-", "-", "-"))
+            lines.append((row["config"], row["app"], "-", "-", "-", "-", row["error"][:60], *["-"] * 6))
             continue
         c, lat = row["connect_ms"], row["latency_ms"]
         log = ", ".join(f"{n}x {needle}" for needle, n in row["server_log"].items() if n) or "clean"
@@ -202,6 +258,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                 fmt(row["deliveries_per_s"]),
                 fmt(row["kib_per_connection"]),
                 fmt(row["server_cpu_s_sending"]),
+                fmt(row.get("server_cpu_us_per_delivery")),
                 fmt(row.get("redis_clients_idle")),
                 log,
             )
@@ -236,6 +293,34 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
                     f"{config}: ours p95 <= {OURS_P95_FACTOR}x tutorial p95: {'yes' if ok else 'NO'} "
                     f"({o95} vs {t95} ms, {o95 / t95:.2f}x)"
                 )
+            lines.extend(storm_verdicts(config, tutorial, ours))
+    return lines
+
+
+def storm_verdicts(config: str, tutorial: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """The targets of issue 12: connect storms, fan-out CPU per delivery, idle memory."""
+    lines = []
+    t95, o95 = tutorial["connect_ms"]["p95"], ours["connect_ms"]["p95"]
+    if t95 and o95 is not None:
+        ok = ours["failed_connects"] == 0 and o95 <= CONNECT_P95_FACTOR * t95
+        lines.append(
+            f"{config}: ours zero refused and connect p95 <= {CONNECT_P95_FACTOR}x tutorial's: {'yes' if ok else 'NO'} "
+            f"({ours['failed_connects']} refused; {o95} vs {t95} ms, {o95 / t95:.2f}x)"
+        )
+    tc, oc = tutorial.get("server_cpu_us_per_delivery"), ours.get("server_cpu_us_per_delivery")
+    if tc and oc is not None:
+        ok = oc <= CPU_PER_DELIVERY_FACTOR * tc
+        lines.append(
+            f"{config}: ours server CPU per delivery <= {CPU_PER_DELIVERY_FACTOR}x tutorial's: {'yes' if ok else 'NO'} "
+            f"({oc} vs {tc} us, {oc / tc:.2f}x)"
+        )
+    kib = ours.get("kib_per_connection")
+    if kib is not None:
+        lines.append(
+            f"{config}: ours memory per idle socket <= {KIB_PER_SOCKET_TARGET} KiB: "
+            f"{'yes' if kib <= KIB_PER_SOCKET_TARGET else 'NO'} "
+            f"({kib} KiB; tutorial {tutorial.get('kib_per_connection')})"
+        )
     return lines
 
 
@@ -252,21 +337,37 @@ def main(argv: list[str] | None = None) -> int:
     rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
     rows: list[dict[str, Any]] = []
     code = servers.code_version()
-    daphne_options = " ".join(web_daphne(port=0, host=servers.HOST, backlog=args.backlog)[0])
+    daphne_options = (
+        f"-b {servers.HOST} -p <port> (daphne's defaults)"
+        if args.daphne_defaults
+        else " ".join(web_daphne(port=0, host=servers.HOST, backlog=args.backlog)[0])
+    )
     print(
         f"bench {run_id} on {code}: {args.clients} clients, {args.rate:g} msg/s for {args.duration:g} s, "
         f"database {'given URL' if args.database_url else 'fresh SQLite'}, logs in {workdir}\n"
-        f"daphne options from the Procfile (port 0: each server's own): {daphne_options}",
+        f"daphne options (port 0: each server's own): {daphne_options}\n"
+        f"ours' receivers: {'anonymous' if args.anonymous else 'each signed in with its own session'}; "
+        f"the tutorial's: anonymous; load average before: {Path('/proc/loadavg').read_text().split()[0]}",
         flush=True,
     )
     try:
         servers.manage(env, "migrate", "--noinput")
-        cookie = servers.sender_session(env, username=username, rooms=rooms)
+        receivers = 0 if args.anonymous or "ours" not in args.apps else args.clients
+        cookie, receiver_cookies = servers.sender_session(env, username=username, rooms=rooms, receivers=receivers)
         for config in args.configs:
             for app in args.apps:
                 began = time.monotonic()
                 load = Path("/proc/loadavg").read_text().split()[0]
-                row = run_one(args, config=config, app=app, env=env, cookie=cookie, run_id=run_id, log_dir=workdir)
+                row = run_one(
+                    args,
+                    config=config,
+                    app=app,
+                    env=env,
+                    cookie=cookie,
+                    receiver_cookies=receiver_cookies,
+                    run_id=run_id,
+                    log_dir=workdir,
+                )
                 row["loadavg_before"] = float(load)
                 rows.append(row)
                 summary = row.get("error") or (
@@ -298,6 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         extras = {key: row[key] for key in keys if row.get(key)}
         if extras:
             print(f"{row['config']} {row['app']}: {json.dumps(extras)}")
+    if not args.no_chart and any("latency_ms" in row for row in rows):
+        try:
+            write_chart(
+                rows,
+                args.chart,
+                title=f"python -m tests.bench: {args.clients} sockets, {args.rate:g} msg/s for {args.duration:g} s, "
+                f"{'daphne defaults' if args.daphne_defaults else 'Procfile daphne options'}, {code}",
+            )
+            print(f"chart: {args.chart}")
+        except ImportError:
+            print("no chart: matplotlib is not installed (pip install -r tests/requirements.txt)", file=sys.stderr)
     if args.json:
         settings = {key: value for key, value in vars(args).items() if key != "json"}
         settings["database_url"] = "given" if args.database_url else "sqlite"

@@ -141,6 +141,7 @@ class LoadSpec:
     settle: float = 3.0  # idle time after the connects, before memory is read and sending starts
     drain: float = 10.0  # how long to wait for the last deliveries after the last send
     host: str = "127.0.0.1"
+    receiver_cookies: list[str] = field(default_factory=list)  # empty: anonymous receivers
 
 
 @dataclass
@@ -314,8 +315,9 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
             port = spec.ports[index % len(spec.ports)]
             started = time.perf_counter()
             try:
+                cookie = spec.receiver_cookies[index % len(spec.receiver_cookies)] if spec.receiver_cookies else ""
                 ws = await asyncio.wait_for(
-                    ws_connect(spec.host, port, spec.path, origin=f"http://{spec.host}:{port}"),
+                    ws_connect(spec.host, port, spec.path, origin=f"http://{spec.host}:{port}", cookie=cookie),
                     spec.connect_timeout,
                 )
             except TimeoutError:
@@ -392,6 +394,10 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
         result["deliveries_per_s"] = round(tally.deliveries / span, 1) if tally.deliveries and span > 0 else 0.0
         result["dropped"] = {str(code): n for code, n in tally.dropped.items()}
         result["server_cpu_s_sending"] = round(after["cpu_s"] - idle["cpu_s"], 2)
+        result["server_cpu_s_connecting"] = round(idle["cpu_s"] - before["cpu_s"], 2)
+        result["server_cpu_us_per_delivery"] = (
+            round(1e6 * (after["cpu_s"] - idle["cpu_s"]) / tally.deliveries, 1) if tally.deliveries else None
+        )
         result["sender_errors"] = dict(sender.errors)
         result["sender_reconnects"] = sender.reconnects
         return result

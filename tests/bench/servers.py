@@ -61,7 +61,10 @@ def manage(env: dict[str, str], *args: str, timeout: float = 180) -> str:
 
 SETUP_SCRIPT = """
 import os
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
 from django.test import Client
 from chat.models import Room
 user = User.objects.create_user(os.environ["BENCH_USERNAME"])
@@ -70,6 +73,18 @@ for name in os.environ["BENCH_ROOMS"].split(","):
 client = Client()
 client.force_login(user)
 print("SESSIONID=" + client.cookies["sessionid"].value)
+# Signed-in receivers: one user and one login session each, as Django's login() stores it.
+count = int(os.environ.get("BENCH_RECEIVERS") or 0)
+prefix = os.environ["BENCH_USERNAME"] + "-r"
+with transaction.atomic():
+    receivers = User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(count)])
+    for receiver in User.objects.filter(username__startswith=prefix):
+        session = SessionStore()
+        session[SESSION_KEY] = str(receiver.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = receiver.get_session_auth_hash()
+        session.create()
+        print("RECEIVER=" + session.session_key)
 """
 
 CLEANUP_SCRIPT = """
@@ -77,17 +92,27 @@ import os
 from django.contrib.auth.models import User
 from chat.models import Room
 User.objects.filter(username=os.environ["BENCH_USERNAME"]).delete()
+User.objects.filter(username__startswith=os.environ["BENCH_USERNAME"] + "-r").delete()
 Room.objects.filter(name__in=os.environ["BENCH_ROOMS"].split(",")).delete()
 """
 
 
-def sender_session(env: dict[str, str], *, username: str, rooms: list[str]) -> str:
-    """Create the sender (a real user with a real login session) and the rooms; return its Cookie header."""
-    output = manage({**env, "BENCH_USERNAME": username, "BENCH_ROOMS": ",".join(rooms)}, "shell", "-c", SETUP_SCRIPT)
+def sender_session(
+    env: dict[str, str], *, username: str, rooms: list[str], receivers: int = 0
+) -> tuple[str, list[str]]:
+    """Create the sender (a real user with a real login session), the rooms and `receivers` signed-in users;
+    return the sender's Cookie header and one for each receiver."""
+    setup_env = {**env, "BENCH_USERNAME": username, "BENCH_ROOMS": ",".join(rooms), "BENCH_RECEIVERS": str(receivers)}
+    output = manage(setup_env, "shell", "-c", SETUP_SCRIPT, timeout=600)
+    sender, cookies = None, []
     for line in output.splitlines():
         if line.startswith("SESSIONID="):
-            return "sessionid=" + line.removeprefix("SESSIONID=")
-    raise BenchError(f"no session id in: {output!r}")
+            sender = "sessionid=" + line.removeprefix("SESSIONID=")
+        elif line.startswith("RECEIVER="):
+            cookies.append("sessionid=" + line.removeprefix("RECEIVER="))
+    if sender is None or len(cookies) != receivers:
+        raise BenchError(f"sessions missing in: {output[:2000]!r}")
+    return sender, cookies
 
 
 def cleanup(env: dict[str, str], *, username: str, rooms: list[str]) -> None:
@@ -121,6 +146,29 @@ def redis_clients(url: str) -> int:
         client.close()
 
 
+def start_private_redis(count: int) -> tuple[list[subprocess.Popen], list[str]]:
+    """`count` redis-servers of the bench's own on free loopback ports (no persistence); their URLs."""
+    processes, urls = [], []
+    for _ in range(count):
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        urls.append(f"redis://{HOST}:{port}/0")
+        deadline = time.monotonic() + 10
+        while port_is_free(port):
+            if time.monotonic() > deadline:
+                stop_private_redis(processes)
+                raise BenchError(f"redis-server on {port} did not start")
+            time.sleep(0.05)
+    return processes, urls
+
+
+def stop_private_redis(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -151,14 +199,24 @@ class Server:
 
 
 def start_servers(
-    *, app: str, count: int, env: dict[str, str], log_dir: Path, label: str, backlog: int | None
+    *,
+    app: str,
+    count: int,
+    env: dict[str, str],
+    log_dir: Path,
+    label: str,
+    backlog: int | None,
+    daphne_defaults: bool = False,
 ) -> list[Server]:
     servers = []
     for index in range(count):
         port = free_port()
         log_path = log_dir / f"{label}-{index}.log"
-        # The Procfile's daphne options (listen backlog included, unless --backlog overrides it).
+        # The Procfile's daphne options (listen backlog included, unless --backlog overrides it),
+        # or daphne's defaults as the README's run command has them.
         options, _ = web_daphne(port=port, host=HOST, backlog=backlog)
+        if daphne_defaults:
+            options = ["-b", HOST, "-p", str(port)]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", *options, app],
@@ -170,6 +228,40 @@ def start_servers(
             )
         servers.append(Server(port=port, process=process, log_path=log_path))
     return servers
+
+
+def start_profilers(servers: list[Server], directory: Path, label: str) -> list[subprocess.Popen]:
+    """py-spy on each server process (its own pid), until stop_profilers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    options = ["-r", "100", "-f", "raw", "--nonblocking", "--gil"]  # --gil: only the thread running Python
+    return [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                *options,
+                "-p",
+                str(server.process.pid),
+                "-o",
+                str(directory / f"{label}-{index}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for index, server in enumerate(servers)
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    """SIGINT makes py-spy write its file."""
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
 
 
 def http_status(port: int, timeout: float = 5) -> int | None:

@@ -14,11 +14,14 @@ from project.settings import CHANNEL_LAYERS, REDIS_URL
 
 if REDIS_URL and "hosts" in CHANNEL_LAYERS["default"].get("CONFIG", {}):
     # channels_redis passes a host dict's other keys to redis-py's ConnectionPool.from_url().
-    (host,) = CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
-    host = {"address": host} if isinstance(host, str) else dict(host)
-    if os.environ.get("BENCH_REDIS_PLAIN_URL") == "1":
-        host = {"address": host["address"]}
-    host.update(json.loads(os.environ.get("BENCH_REDIS_HOST_OPTIONS") or "{}"))
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [host]
+    hosts = []
+    for host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:  # one per Redis shard
+        host = {"address": host} if isinstance(host, str) else dict(host)
+        if os.environ.get("BENCH_REDIS_PLAIN_URL") == "1":
+            host = {"address": host["address"]}
+        host.update(json.loads(os.environ.get("BENCH_REDIS_HOST_OPTIONS") or "{}"))
+        hosts.append(host)
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = hosts
     # Shown in the server log, so each run says what it measured.
-    print(f"bench channel layer: {CHANNEL_LAYERS['default']['BACKEND']} {host}", flush=True)
+    shown = hosts[0] if len(hosts) == 1 else hosts
+    print(f"bench channel layer: {CHANNEL_LAYERS['default']['BACKEND']} {shown}", flush=True)
