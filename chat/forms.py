@@ -67,20 +67,6 @@ class DeactivateForm(forms.Form):
     delete_messages = forms.BooleanField(label="Also delete all their messages, in every room", required=False)
 
 
-def time_zone_choices() -> list[tuple[str, str]]:
-    zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
-    return [(zone, zone.replace("_", " ")) for zone in zones]
-
-
-class TimeZoneForm(forms.Form):
-    time_zone = forms.ChoiceField(
-        label="Time zone",
-        choices=time_zone_choices,
-        help_text="Times and dates of messages are shown in this zone.",
-        error_messages={"invalid_choice": "Choose a time zone from the list."},
-    )
-
-
 # The id of the box that lists errors about the whole form (templates/_form_fields.html).
 FORM_ERRORS_ID = "form-errors"
 
@@ -105,6 +91,20 @@ class FocusFirstErrorMixin:
         target.widget.attrs["autofocus"] = True
         if not invalid:
             target.widget.attrs.update({"aria-invalid": "true", "aria-describedby": FORM_ERRORS_ID})
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+    return [(zone, zone.replace("_", " ")) for zone in zones]
+
+
+class TimeZoneForm(FocusFirstErrorMixin, forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=time_zone_choices,
+        help_text="Times and dates of messages are shown in this zone.",
+        error_messages={"invalid_choice": "Choose a time zone from the list."},
+    )
 
 
 class LoginForm(FocusFirstErrorMixin, AuthenticationForm):
