@@ -21,11 +21,13 @@ pytest_plugins = ["tests.livesupport"]
 def fresh_channel_layer():
     """Each test gets its own in-memory layer (no groups left over from another test), and the process's
     memory of rooms and rendered fragments starts empty (another test's database had other rows)."""
-    from chat import catch_up, fragments
+    from chat import catch_up, fragments, layer_watch, liveness
 
     channel_layers.backends.clear()
     catch_up.rooms = catch_up.RoomSeqs()
     fragments._rendered.items.clear()
+    layer_watch._rooms.clear()
+    liveness._sockets.clear()
     yield
     channel_layers.backends.clear()
 
