@@ -5,6 +5,7 @@ The Django ASGI app is built first so that apps are loaded before the routing
 """
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -13,13 +14,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat import backpressure  # noqa: E402
+from chat.origins import ExactOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": ExactOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if "daphne.ws_protocol" in sys.modules:  # served by daphne: bound what a socket may buffer
+    backpressure.install()

@@ -62,6 +62,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 180) -> str:
 SETUP_SCRIPT = """
 import os
 from django.contrib.auth.models import User
+from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from chat.models import Room
 user = User.objects.create_user(os.environ["BENCH_USERNAME"])
@@ -70,6 +71,7 @@ for name in os.environ["BENCH_ROOMS"].split(","):
 client = Client()
 client.force_login(user)
 print("SESSIONID=" + client.cookies["sessionid"].value)
+print("CSRFSECRET=" + _get_new_csrf_string())
 """
 
 CLEANUP_SCRIPT = """
@@ -82,12 +84,13 @@ Room.objects.filter(name__in=os.environ["BENCH_ROOMS"].split(",")).delete()
 
 
 def sender_session(env: dict[str, str], *, username: str, rooms: list[str]) -> str:
-    """Create the sender (a real user with a real login session) and the rooms; return its Cookie header."""
+    """Create the sender (a real user with a real login session) and the rooms; return its Cookie header
+    (the session, and a CSRF cookie its posts carry a token of)."""
     output = manage({**env, "BENCH_USERNAME": username, "BENCH_ROOMS": ",".join(rooms)}, "shell", "-c", SETUP_SCRIPT)
-    for line in output.splitlines():
-        if line.startswith("SESSIONID="):
-            return "sessionid=" + line.removeprefix("SESSIONID=")
-    raise BenchError(f"no session id in: {output!r}")
+    values = dict(line.split("=", 1) for line in output.splitlines() if line.startswith(("SESSIONID=", "CSRFSECRET=")))
+    if set(values) != {"SESSIONID", "CSRFSECRET"}:
+        raise BenchError(f"no session id or CSRF secret in: {output!r}")
+    return f"sessionid={values['SESSIONID']}; csrftoken={values['CSRFSECRET']}"
 
 
 def cleanup(env: dict[str, str], *, username: str, rooms: list[str]) -> None:
