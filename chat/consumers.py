@@ -10,10 +10,11 @@ import logging
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from . import catch_up, db, fragments, layer_watch, liveness, services
+from . import catch_up, db, fragments, layer_watch, limits, liveness, selectors, services, socket_auth
 from .models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from .socket_base import PooledDatabaseWebsocketConsumer
 from .throttle import TokenBucket
@@ -29,10 +30,14 @@ MAX_FRAME_CHARS = 16 * 1024
 # Beyond that the sender is told to slow down.
 FRAME_BURST, FRAME_RATE = settings.CHAT_SOCKET_BURST, settings.CHAT_SOCKET_RATE
 TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
+UNREADABLE = "The message could not be read."
+TOO_MANY_SOCKETS = "Too many open chat pages: close some, then reload this one."
 
 # Application close codes (4000-4999): the htmx ws extension only reconnects
 # after 1006, 1011, 1012 and 1013, so these end the socket for good.
 CLOSE_BAD_ROOM = 4404
+CLOSE_SIGNED_OUT = 4401
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class ChatConsumer(PooledDatabaseWebsocketConsumer):
@@ -53,6 +58,16 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_BAD_ROOM)
             return
+        self.client_ip = limits.scope_ip(self.scope)
+        # The cache may be Redis: a thread of its own, not the database's.
+        self.counted = await sync_to_async(limits.socket_open, thread_sensitive=False)(
+            user=self.scope.get("user"), ip=self.client_ip
+        )
+        if not self.counted:
+            await self.accept()
+            await self.send(text_data=fragments.compose_errors(errors=[TOO_MANY_SOCKETS]))
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         # The reader's time zone: the room page they just loaded put it in their session.
         session = self.scope.get("session")
         self.zone_name = (session.get("time_zone") if session is not None else None) or DEFAULT_TIME_ZONE
@@ -62,6 +77,7 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
         catch_up.rooms.join(self.room_name)
         layer_watch.watch(self.channel_name, self.room_name)
         liveness.register(self)
+        await self.join_user_group()
         await self.send(text_data=fragments.connection_status())
 
     async def join(self) -> bool:
@@ -74,7 +90,26 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
             return False
         return True
 
+    async def join_user_group(self) -> None:
+        """A signed-in socket listens for its session ending (socket_auth sends to this group)."""
+        user = self.scope.get("user")
+        self.user_group = socket_auth.user_group_name(user.pk) if user and user.is_authenticated else None
+        if self.user_group:
+            try:
+                await self.channel_layer.group_add(self.user_group, self.channel_name)
+            except Exception as exc:  # each post still re-checks the session
+                logger.warning("joining %s failed: %r", self.user_group, exc)
+
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            await sync_to_async(limits.socket_closed, thread_sensitive=False)(
+                user=self.scope.get("user"), ip=self.client_ip
+            )
+        if getattr(self, "user_group", None):
+            try:
+                await self.channel_layer.group_discard(self.user_group, self.channel_name)
+            except Exception as exc:
+                logger.info("leaving %s failed: %r", self.user_group, exc)
         if hasattr(self, "group_name"):
             liveness.unregister(self)
             catch_up.rooms.leave(self.room_name)
@@ -100,6 +135,9 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
 
     async def post(self, data: dict[str, Any]) -> None:
         user = self.scope.get("user")
+        if user is not None and user.is_authenticated and not socket_auth.csrf_token_valid(self.scope, data):
+            await self.send(text_data=fragments.compose_errors(errors=[socket_auth.STALE_PAGE]))
+            return
         try:
             draft = services.message_validate(author=user, data=data)
         except ValidationError as error:
@@ -109,7 +147,10 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
         # next is not wiped by a reset arriving after the save; a failed save puts the text back.
         await self.send(text_data=fragments.compose_reset())
         try:
-            posted = await db.writes(self.save_sync)(user, draft)
+            posted = await db.writes(self.save_sync)(draft)
+        except socket_auth.SignedOut:
+            await self.sign_out()
+            return
         except ValidationError as error:
             await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
             return
@@ -118,10 +159,13 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
             # broadcast, so a late copy from the layer is skipped); others catch up later.
             await self.chat_message(services.message_event(posted=posted))
 
-    def save_sync(self, user, draft: services.Draft) -> services.Posted:
-        if self.room is None:
-            self.room = services.room_get_or_create(name=self.room_name)
-        return services.message_save(room=self.room, author=user, draft=draft)
+    def save_sync(self, draft: services.Draft) -> services.Posted:
+        user = socket_auth.current_user(self.scope)  # the session still holds (else SignedOut)
+        if self.room is None or self.room.pk is None:
+            self.room = selectors.room_get(name=self.room_name)
+        posted = services.message_save(room=self.room, author=user, draft=draft, ip=self.client_ip)
+        self.room = posted.message.room  # saved now, if this was the room's first message
+        return posted
 
     async def sync(self, *, cursor: int) -> None:
         """The page says where it is (on every open). Once per socket: it never gets the same history twice."""
@@ -154,6 +198,21 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
         self.seq = seq
         await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
 
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """A logout: close if it was this socket's session."""
+        if event["session"] == socket_auth.session_digest(socket_auth.scope_session_key(self.scope)):
+            await self.sign_out()
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
+        if await db.reads(socket_auth.session_user)(self.scope) is None:
+            await self.sign_out()
+
+    async def sign_out(self) -> None:
+        """Show the page it is signed out, then close with a code htmx does not retry."""
+        await self.send(text_data=fragments.signed_out(room_name=self.room_name))
+        await self.close(code=CLOSE_SIGNED_OUT)
+
     async def chat_resync(self, event: dict[str, Any]) -> None:
         """The room is ahead of this socket (the layer is back after an outage, or a lost broadcast that
         nothing followed): rejoin if needed, and catch up if this page is behind."""
@@ -171,11 +230,23 @@ def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
         return {}, "That message is far too long."
     try:
         data = json.loads(text_data)
-    except ValueError:
-        return {}, "The message could not be read."
-    if not isinstance(data, dict) or not all(isinstance(v, str) for k, v in data.items() if k != "HEADERS"):
-        return {}, "The message could not be read."
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
+        return {}, UNREADABLE
+    if not isinstance(data, dict) or not all(readable(v) for k, v in data.items() if k != "HEADERS"):
+        return {}, UNREADABLE
     return data, None
+
+
+def readable(value: Any) -> bool:
+    """A field value: a string that is valid Unicode (JSON's \\ud800 escapes make lone surrogates,
+    which no database, hash or template can encode)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_cursor(value: str) -> int:

@@ -2,9 +2,11 @@
 
 import unicodedata
 import zoneinfo
+from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import ValidationError
 
 from .models import MESSAGE_BODY_MAX_LENGTH, MESSAGE_MAX_LINES, ROOM_NAME_MAX_LENGTH, room_name_validator
@@ -112,4 +114,12 @@ class LoginForm(FocusFirstErrorMixin, AuthenticationForm):
 
 
 class SignupForm(FocusFirstErrorMixin, UserCreationForm):
-    pass
+    """Django's sign-up form, with usernames of ASCII letters, digits and @ . + - _ only: no look-alike
+    letters from other scripts ("admin" spelt with a Cyrillic "a"), no invisible or combining characters.
+    Like every sign-up form, it says when a name is taken (so it tells which names exist)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        validator = ASCIIUsernameValidator()
+        self.fields["username"].validators.append(validator)
+        self.fields["username"].help_text = "Up to 150 characters: English letters, digits and @ . + - _ only."

@@ -167,3 +167,8 @@ def compose_errors(*, errors: list[str], restore: str | None = None) -> str:
     return render_to_string(
         "chat/oob/_compose_errors.html", {"errors": errors, "restore": restore is not None, "body": restore or ""}
     )
+
+
+def signed_out(*, room_name: str) -> str:
+    """For a socket whose session ended: the compose form and the account links show it."""
+    return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})

@@ -7,10 +7,11 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 # What a Channels group name allows, so a room name is also a safe group suffix.
+# Not only dots: `/chat/../` is resolved by browsers to `/`, so such a room's links lead elsewhere.
 ROOM_NAME_MAX_LENGTH = 64
 room_name_validator = RegexValidator(
-    r"\A[A-Za-z0-9._-]{1,64}\Z",
-    "A room name is 1 to 64 letters, digits, hyphens, underscores or dots.",
+    r"\A(?!\.+\Z)[A-Za-z0-9._-]{1,64}\Z",
+    "A room name is 1 to 64 letters, digits, hyphens, underscores or dots (not only dots).",
 )
 MESSAGE_BODY_MAX_LENGTH = 2000
 MESSAGE_MAX_LINES = 50

@@ -28,7 +28,13 @@ class Page:
 
 
 def room_list_recent(*, limit: int = 100) -> QuerySet[Room]:
-    return Room.objects.order_by("-last_activity", "-id")[:limit]
+    """Rooms with at least one message, most recently active first (a visit alone lists nothing)."""
+    return Room.objects.filter(last_seq__gt=0).order_by("-last_activity", "-id")[:limit]
+
+
+def room_get(*, name: str) -> Room:
+    """The room of that name, or an unsaved one: visiting a room stores nothing (its first post does)."""
+    return Room.objects.filter(name=name).first() or Room(name=name)
 
 
 def room_page(
@@ -39,6 +45,8 @@ def room_page(
     No bounds: the latest `limit`. `before`: the `limit` just before that id. `after` alone: the `limit` just
     after it. Both: the newest `limit` strictly between them (filling a gap from its newer end).
     """
+    if isinstance(room, Room) and room.pk is None:  # a room nobody has posted in yet (see room_get)
+        return Page(messages=[], has_older=False, has_newer=False)
     messages = Message.objects.filter(room=room).select_related("author")
     if before is not None:
         messages = messages.filter(id__lt=before)

@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import layer_watch
+from . import layer_watch, limits, socket_auth
 from .forms import MessageBodyForm, MessageForm
 from .models import Message, Profile, Room, room_group_name
 
@@ -69,13 +69,19 @@ def message_validate(*, author: AbstractBaseUser | None, data: Mapping[str, Any]
     return Draft(body=body, token=uuid5(form.cleaned_data["token"], body))
 
 
-def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft) -> Posted:
+def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft, ip: str | None = None) -> Posted:
     """Save a validated message under the room's next seq; a resend (same author and key) returns the stored one.
 
-    Raises ValidationError (and stores nothing) if the database fails.
+    `room` may be unsaved (see selectors.room_get): its row is created with its first message, so
+    only a signed-in user's valid post ever creates a room. `ip`: the client's address, for the
+    posts-per-address limit (the per-user one always applies; both are shared with every path).
+    Raises ValidationError (and stores nothing) if the database fails, limits.RateLimited over a limit.
     """
+    limits.post_allowed(user=author, ip=ip)
     try:
         with transaction.atomic():
+            if room.pk is None:
+                room, _ = Room.objects.get_or_create(name=room.name)
             # The room row lock orders the room's messages: seq follows commit order.
             last_seq, last_time = (
                 Room.objects.select_for_update().values_list("last_seq", "last_activity").get(pk=room.pk)
@@ -97,10 +103,12 @@ def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft) -> Poste
         raise ValidationError(COULD_NOT_SAVE) from None
 
 
-def message_post(*, room: Room, author: AbstractBaseUser | None, data: Mapping[str, Any]) -> Posted:
+def message_post(
+    *, room: Room, author: AbstractBaseUser | None, data: Mapping[str, Any], ip: str | None = None
+) -> Posted:
     """Validate and save a message (the no-JavaScript path; the socket validates first, then saves)."""
     draft = message_validate(author=author, data=data)
-    return message_save(room=room, author=author, draft=draft)
+    return message_save(room=room, author=author, draft=draft, ip=ip)
 
 
 def message_event(*, posted: Posted) -> dict[str, Any]:
@@ -233,6 +241,7 @@ def user_deactivate(*, user: AbstractBaseUser, by: AbstractBaseUser, delete_mess
         raise PermissionDenied("You cannot remove yourself.")
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
+    socket_auth.sessions_changed(user_pk=user.pk)  # their open sockets re-check, and close
     changes = []
     if delete_messages:
         for message in Message.objects.filter(author=user, deleted__isnull=True).select_related("room", "author"):

@@ -3,10 +3,12 @@
 Every action is a plain form, so all of it works without JavaScript.
 """
 
+from typing import Any
 from uuid import uuid4
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from . import days, selectors, services
+from . import days, limits, selectors, services
 from .forms import DeactivateForm, RoomForm, SignupForm, TimeZoneForm
 from .models import Message, Room, room_name_validator
 
@@ -46,18 +48,26 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
         room_name_validator(room_name)
     except ValidationError as error:
         raise Http404(error.message) from None
-    room = services.room_get_or_create(name=room_name)
+    # An unknown room is shown empty and stored by its first message, not by a visit.
+    room = selectors.room_get(name=room_name)
     before, after = message_id(request.GET.get("before")), message_id(request.GET.get("after"))
+    if room.pk is None and (before is not None or after is not None):
+        raise Http404("There is no such room.")
     if request.method == "GET" and request.htmx and before is not None:
         return vary_on_htmx(older_batch(request, room, before=before, after=after))
     errors: list[str] = []
     body = ""
+    status = 200
     if request.method == "POST":
         try:
-            posted = services.message_post(room=room, author=request.user, data=request.POST)
+            posted = services.message_post(
+                room=room, author=request.user, data=request.POST, ip=limits.request_ip(request)
+            )
         except ValidationError as error:
             errors, body = error.messages, request.POST.get("message", "")
+            status = 429 if isinstance(error, limits.RateLimited) else 400
         else:
+            room = posted.message.room
             if posted.created:
                 services.message_broadcast_on_commit(posted=posted)
             return redirect("chat:room", room_name=room.name)
@@ -77,7 +87,7 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
         # Each rendered form gets its own token: submitting it twice stores one message.
         "token": uuid4(),
     }
-    return vary_on_htmx(render(request, "chat/room.html", context, status=400 if errors else 200))
+    return vary_on_htmx(render(request, "chat/room.html", context, status=status))
 
 
 def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | None) -> HttpResponse:
@@ -126,6 +136,8 @@ def vary_on_htmx(response: HttpResponse) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "POST" and not limits.hit("signups_per_ip", limits.request_ip(request)):
+        return too_many_attempts(request, "Too many sign-ups from your network. Try again in an hour.")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
@@ -133,6 +145,28 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.get_username()}.")
         return redirect(safe_next(request) or "chat:lobby")
     return render(request, "registration/signup.html", {"form": form, "next": safe_next(request)})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page, throttled: after too many failed attempts for an account, or from one
+    address, it answers 429 without checking the password (which also spares the CPU its hashing)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username, ip = request.POST.get("username", ""), limits.request_ip(request)
+        if limits.reached("login_failures_per_account", username) or limits.reached("login_failures_per_ip", ip):
+            return too_many_attempts(request, "Too many failed log-ins. Wait 15 minutes, then try again.")
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        limits.hit("login_failures_per_account", self.request.POST.get("username", ""))
+        limits.hit("login_failures_per_ip", limits.request_ip(self.request))
+        return super().form_invalid(form)
+
+
+def too_many_attempts(request: HttpRequest, reason: str) -> HttpResponse:
+    response = render(request, "429.html", {"reason": reason}, status=429)
+    response["Retry-After"] = "60"
+    return response
 
 
 @login_required

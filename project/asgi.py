@@ -5,6 +5,7 @@ The Django ASGI app is built first so that apps are loaded before the routing
 """
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -12,14 +13,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat import backpressure  # noqa: E402
+from chat.auth_middleware import PooledAuthMiddlewareStack  # noqa: E402
+from chat.origins import ExactOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.socket_auth import PooledAuthMiddlewareStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(PooledAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": ExactOriginValidator(PooledAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if "daphne.ws_protocol" in sys.modules:  # served by daphne: bound what a socket may buffer
+    backpressure.install()

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chat.headers.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +69,12 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "project.urls"
+
+# No inline script or style, no eval: only files of our own origin (see chat/headers.py).
+CHAT_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 TEMPLATES = [
     {
@@ -180,6 +187,46 @@ if CHANNEL_LAYER != "memory" and not REDIS_URL:
 # Per-socket flood guard: a burst of frames, then this many per second on average.
 CHAT_SOCKET_BURST = int(os.environ.get("CHAT_SOCKET_BURST", "8"))
 CHAT_SOCKET_RATE = float(os.environ.get("CHAT_SOCKET_RATE", "1"))
+# A socket whose peer stops reading is dropped once this many bytes wait for it (chat/backpressure.py).
+CHAT_SOCKET_MAX_BUFFER = int(os.environ.get("CHAT_SOCKET_MAX_BUFFER", str(1024 * 1024)))
+
+# Counters for the limits (chat/limits.py) live in the cache: Redis with REDIS_URL, so every
+# process shares them; local memory otherwise. A hung Redis costs a request at most 2 s.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URLS[0],  # one server: Django would take the others for read replicas
+            "KEY_PREFIX": "chat",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Limits shared by the socket and the no-JavaScript form, and by every process. Rates are
+# "count/seconds"; socket caps are counts of open sockets. Each one can be set by the
+# environment variable CHAT_LIMIT_<NAME> (e.g. CHAT_LIMIT_POSTS_PER_USER=60/60).
+CHAT_LIMITS = {
+    "posts_per_user": "30/60",
+    "posts_per_ip": "120/60",
+    "login_failures_per_account": "5/900",
+    "login_failures_per_ip": "30/900",
+    "signups_per_ip": "10/3600",
+    "sockets_per_user": "20",
+    "sockets_per_ip": "200",
+}
+CHAT_LIMITS.update(
+    {
+        name: os.environ[f"CHAT_LIMIT_{name.upper()}"]
+        for name in CHAT_LIMITS
+        if os.environ.get(f"CHAT_LIMIT_{name.upper()}")
+    }
+)
+# Which X-Forwarded-For entry is the client (chat/limits.py client_ip): the n-th from the end,
+# n being the number of proxies that append to it; behind a PaaS router, 1 (the entry the router
+# appended: the ones before it are whatever the client sent). 0: the TCP peer (no proxy).
+CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

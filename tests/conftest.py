@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
 from django.test import Client
 
 from chat import services
@@ -32,6 +33,14 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_limits(settings):
+    """Each test counts its limits in a cache of its own (never the machine's Redis, which others share)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid4().hex}}
+    # Some tests store many messages of one user at once; tests of the limits set their own.
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "posts_per_user": "1000/60", "sockets_per_ip": "1000"}
+
+
 @pytest.fixture
 def alice(db) -> User:
     return User.objects.create_user("alice", password="correct-horse-battery")
@@ -47,13 +56,18 @@ def room(db) -> Room:
     return Room.objects.create(name="lobby-talk")
 
 
-def message_frame(text: str, token: str | None = None) -> str:
+# The `csrftoken` cookie every test socket carries; each frame carries a token masked from it, as the page's form does.
+CSRF_SECRET = _get_new_csrf_string()
+CSRF_COOKIE = f"csrftoken={CSRF_SECRET}".encode()
+
+
+def message_frame(text: str, token: str | None = None, csrf: str | None = None) -> str:
     """What htmx's ws-send sends for the compose form."""
     return json.dumps(
         {
             "message": text,
             "token": token or str(uuid4()),
-            "csrfmiddlewaretoken": "x",
+            "csrfmiddlewaretoken": _mask_cipher_secret(CSRF_SECRET) if csrf is None else csrf,
             "HEADERS": {"HX-Request": "true", "HX-Trigger": "compose", "HX-Current-URL": "http://testserver/"},
         }
     )
@@ -96,11 +110,24 @@ async def connect(transactional_db) -> AsyncIterator[Callable]:
     opened: list[WebsocketCommunicator] = []
 
     async def _connect(
-        room_name: str, user: User | None = None, cursor: int | str | None = LATEST
+        room_name: str,
+        user: User | None = None,
+        cursor: int | str | None = LATEST,
+        *,
+        client: Client | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        csrf_cookie: bool = True,
     ) -> WebsocketCommunicator:
-        headers = [(b"origin", b"http://localhost")]
+        """`user`: a new login session of theirs; `client`: the session of that logged-in test client;
+        `headers`: replace the default origin and host headers."""
+        cookies = [CSRF_COOKIE] if csrf_cookie else []
         if user is not None:
-            headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+            cookies.append(await database_sync_to_async(session_cookie)(user))
+        if client is not None:
+            cookies.append(f"sessionid={client.cookies['sessionid'].value}".encode())
+        headers = [*(headers or [(b"origin", b"http://localhost"), (b"host", b"localhost")])]
+        if cookies:
+            headers.append((b"cookie", b"; ".join(cookies)))
         communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
         connected, _ = await communicator.connect()
         assert connected

@@ -73,6 +73,12 @@ def server_env(database: Path, **overrides: str) -> dict[str, str]:
             "DJANGO_SECURE_HSTS_SECONDS": "0",
             "DJANGO_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # Every test client is 127.0.0.1 and the session's tests sign up many users: the
+            # address limits would add up across tests (tests of the limits set their own).
+            "CHAT_LIMIT_SIGNUPS_PER_IP": "1000/3600",
+            "CHAT_LIMIT_LOGIN_FAILURES_PER_IP": "1000/900",
+            "CHAT_LIMIT_POSTS_PER_IP": "1000/60",
+            "CHAT_LIMIT_POSTS_PER_USER": "1000/60",
         }
     )
     env.update(overrides)

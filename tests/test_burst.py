@@ -30,7 +30,7 @@ async def open_listeners(room_name: str, count: int) -> list[WebsocketCommunicat
     listeners = []
     for _ in range(count):
         communicator = WebsocketCommunicator(
-            application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost")]
+            application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
         )
         assert (await communicator.connect())[0]
         await communicator.receive_from()  # connection status

@@ -158,7 +158,7 @@ async def test_a_bad_room_name_is_closed_with_a_code_htmx_does_not_retry(connect
     from project.asgi import application
 
     communicator = WebsocketCommunicator(
-        application, "/ws/chat/bad%20name/", headers=[(b"origin", b"http://localhost")]
+        application, "/ws/chat/bad%20name/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
     )
     connected, _ = await communicator.connect()
     assert connected
@@ -173,7 +173,7 @@ async def test_a_foreign_origin_is_refused(connect):
     from project.asgi import application
 
     communicator = WebsocketCommunicator(
-        application, "/ws/chat/general/", headers=[(b"origin", b"http://evil.example")]
+        application, "/ws/chat/general/", headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")]
     )
     connected, _ = await communicator.connect()
     assert not connected
@@ -346,7 +346,9 @@ async def communicator_for(room_name: str, client: Client):
 
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
+        application,
+        f"/ws/chat/{room_name}/",
+        headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)],
     )
     assert (await communicator.connect())[0]
     await communicator.receive_from()  # connection status

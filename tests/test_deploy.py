@@ -201,17 +201,19 @@ def tail(log: Path, lines: int = 60) -> str:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    """The Procfile's release, then web process, in the documented production environment."""
+def deployment(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The Procfile's release, then web process, in the documented production environment
+    (a test may change it: `@pytest.mark.parametrize("deployment", [{...}], indirect=True)`)."""
     app_dir = checkout(tmp_path / "app")
     port = free_port()
-    env = clean_env(
-        PORT=str(port),
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=random_secret(),
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    )
+    settings = {
+        "PORT": str(port),
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": random_secret(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    env = clean_env(**{**settings, **getattr(request, "param", {})})
     release = subprocess.run(
         ["bash", "-c", procfile_line("release")], cwd=app_dir, env=env, capture_output=True, text=True, timeout=60
     )
@@ -316,6 +318,9 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
     assert lobby.headers["X-Content-Type-Options"] == "nosniff"
     assert lobby.headers["X-Frame-Options"] == "DENY"
     assert lobby.headers["Referrer-Policy"] == "same-origin"
+    assert "'unsafe" not in lobby.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in lobby.headers["Content-Security-Policy"]
+    assert "Server" not in lobby.headers, "no server banner"
     assert_cookies_secure(lobby)
 
     # The room page links hashed static files, which WhiteNoise serves compressed and cached for good.
@@ -353,10 +358,14 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
     assert page.status == 200
     assert_cookies_secure(page)
     token = hidden_input(page.text, "token")
+    # The compose form's CSRF field, which htmx sends with it, matches the page's csrftoken cookie.
+    csrf = hidden_input(page.text, "csrfmiddlewaretoken")
+    cookies = f"{session}; csrftoken={page.cookies()['csrftoken'].value}"
 
-    with deployment.websocket(f"/ws/chat/{ROOM}/", cookie=session) as writer:
+    with deployment.websocket(f"/ws/chat/{ROOM}/", cookie=cookies) as writer:
         writer.send(json.dumps({"after": "0", "HEADERS": HTMX_HEADERS}))  # htmx's sync frame on open
-        writer.send(json.dumps({"message": "smoke", "token": token, "HEADERS": HTMX_HEADERS}))
+        post = {"message": "smoke", "token": token, "csrfmiddlewaretoken": csrf, "HEADERS": HTMX_HEADERS}
+        writer.send(json.dumps(post))
         frames = receive_until(
             writer,
             r'<li id="message-\d+" class="message\b[\s\S]*<p class="body">smoke</p>',
@@ -369,14 +378,29 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
         with deployment.websocket(f"/ws/chat/{ROOM}/") as reader:
             reader.send(json.dumps({"after": "0", "HEADERS": HTMX_HEADERS}))
             receive_until(reader, r'hx-swap-oob="beforeend:#messages">[\s\S]*smoke')
-            again = {"message": "smoke again", "token": hidden_input(reset, "token"), "HEADERS": HTMX_HEADERS}
+            again = {**post, "message": "smoke again", "token": hidden_input(reset, "token")}
             writer.send(json.dumps(again))
             receive_until(reader, r'<li id="message-\d+" class="message\b[\s\S]*smoke again')
 
-    # A page of another site may not open the room socket (the origin must be an allowed host).
-    with pytest.raises(InvalidStatus) as refused:
-        deployment.websocket(f"/ws/chat/{ROOM}/", cookie=session, origin="https://evil.example")
-    assert refused.value.response.status_code == 403
+    # A page of another site, or of another port or scheme of this host, may not open the room socket.
+    for origin in (
+        "https://evil.example",
+        f"https://127.0.0.1:{deployment.port + 1}",
+        f"http://127.0.0.1:{deployment.port}",
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            deployment.websocket(f"/ws/chat/{ROOM}/", cookie=session, origin=origin)
+        assert refused.value.response.status_code == 403, origin
+
+
+@pytest.mark.parametrize("deployment", [{"DJANGO_DEBUG": "1"}], indirect=True)
+def test_the_procfile_runs_with_debug_off_whatever_the_environment_says(deployment: Deployment) -> None:
+    # DJANGO_DEBUG=1 left over in the platform's config: still no debug pages, no banner.
+    missing = deployment.request("GET", "/no-such-page/")
+    assert missing.status == 404
+    assert "URLconf" not in missing.text and "DEBUG = True" not in missing.text
+    assert "Server" not in missing.headers
+    assert deployment.request("GET", "/", via_https=False).status == 301  # the production https redirect
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key() -> None:

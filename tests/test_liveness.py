@@ -23,7 +23,9 @@ async def test_every_socket_gets_a_live_status_on_connect(transactional_db):
 
     from project.asgi import application
 
-    communicator = WebsocketCommunicator(application, "/ws/chat/status/", headers=[(b"origin", b"http://localhost")])
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/status/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    )
     assert (await communicator.connect())[0]
     frame = await communicator.receive_from()
     await communicator.disconnect()

@@ -103,6 +103,6 @@ def test_lobby_lists_most_recently_active_first(db):
     now = timezone.now()
     for offset, name in [(3, "quiet"), (1, "busy"), (2, "middling")]:
         Room.objects.create(name=name)
-        Room.objects.filter(name=name).update(last_activity=now - timedelta(minutes=offset))
+        Room.objects.filter(name=name).update(last_activity=now - timedelta(minutes=offset), last_seq=1)
 
     assert [room.name for room in selectors.room_list_recent()] == ["busy", "middling", "quiet"]

@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     env = servers.base_env(run_id=run_id, database_url=database_url)
     # The one sender stands in for many users: lift the per-socket flood guard above its rate.
     env["CHAT_SOCKET_RATE"] = str(max(1.0, 2 * args.rate))
+    # All clients come from this machine's one address, and the sender is one user: lift the shared limits.
+    env["CHAT_LIMIT_SOCKETS_PER_IP"] = str(2 * args.clients + 100)
+    env["CHAT_LIMIT_POSTS_PER_USER"] = env["CHAT_LIMIT_POSTS_PER_IP"] = f"{int(2 * args.rate * 60) + 60}/60"
     username = f"bench-{run_id}"
     rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
     rows: list[dict[str, Any]] = []

@@ -28,8 +28,6 @@ BODY_RE = re.compile(r"bench#(\d+)@([0-9.]+)")
 # Ours: the message fragment, `<li id="message-<pk>" ...><p class="body">TEXT</p>`.
 OURS_MESSAGE_RE = re.compile(r'<li id="message-\d+"[^>]*>.*?<p class="body">bench#(\d+)@([0-9.]+)</p>', re.DOTALL)
 OURS_ERRORS_RE = re.compile(r'id="compose-errors"[^>]*>(<p>.*?)</div>', re.DOTALL)
-# Any string works: the consumer ignores it, as the WebSocket path has no CSRF check.
-CSRF_PLACEHOLDER = "bench" * 12 + "csrf"
 
 
 class HandshakeError(Exception):
@@ -285,7 +283,9 @@ def message_frame(spec: LoadSpec, seq: int) -> str:
     body = f"bench#{seq}@{time.time():.6f}"
     if spec.app == "tutorial":
         return json.dumps({"message": body})
-    fields = {"csrfmiddlewaretoken": CSRF_PLACEHOLDER, "token": str(uuid.uuid4()), "message": body}
+    # The post is checked against the csrftoken cookie; Django accepts the bare secret as the token.
+    csrf = re.search(r"csrftoken=(\w+)", spec.cookie)
+    fields = {"csrfmiddlewaretoken": csrf.group(1) if csrf else "", "token": str(uuid.uuid4()), "message": body}
     return htmx_frame(fields, "compose", spec.page_url)
 
 

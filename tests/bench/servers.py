@@ -65,6 +65,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
+from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from chat.models import Room
 user = User.objects.create_user(os.environ["BENCH_USERNAME"])
@@ -73,6 +74,7 @@ for name in os.environ["BENCH_ROOMS"].split(","):
 client = Client()
 client.force_login(user)
 print("SESSIONID=" + client.cookies["sessionid"].value)
+print("CSRFSECRET=" + _get_new_csrf_string())
 # Signed-in receivers: one user and one login session each, as Django's login() stores it.
 count = int(os.environ.get("BENCH_RECEIVERS") or 0)
 prefix = os.environ["BENCH_USERNAME"] + "-r"
@@ -101,18 +103,21 @@ def sender_session(
     env: dict[str, str], *, username: str, rooms: list[str], receivers: int = 0
 ) -> tuple[str, list[str]]:
     """Create the sender (a real user with a real login session), the rooms and `receivers` signed-in users;
-    return the sender's Cookie header and one for each receiver."""
+    return the sender's Cookie header (the session, and a CSRF cookie its posts carry a token of) and one for
+    each receiver."""
     setup_env = {**env, "BENCH_USERNAME": username, "BENCH_ROOMS": ",".join(rooms), "BENCH_RECEIVERS": str(receivers)}
     output = manage(setup_env, "shell", "-c", SETUP_SCRIPT, timeout=600)
-    sender, cookies = None, []
+    sender, secret, cookies = None, None, []
     for line in output.splitlines():
         if line.startswith("SESSIONID="):
             sender = "sessionid=" + line.removeprefix("SESSIONID=")
+        elif line.startswith("CSRFSECRET="):
+            secret = line.removeprefix("CSRFSECRET=")
         elif line.startswith("RECEIVER="):
             cookies.append("sessionid=" + line.removeprefix("RECEIVER="))
-    if sender is None or len(cookies) != receivers:
+    if sender is None or secret is None or len(cookies) != receivers:
         raise BenchError(f"sessions missing in: {output[:2000]!r}")
-    return sender, cookies
+    return f"{sender}; csrftoken={secret}", cookies
 
 
 def cleanup(env: dict[str, str], *, username: str, rooms: list[str]) -> None:

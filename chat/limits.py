@@ -1,0 +1,165 @@
+"""Limits shared by every path and every process: counters in Django's cache.
+
+With REDIS_URL the cache is Redis, so every process counts together; without it, local
+memory (one process). Rates are "count/seconds" in fixed windows (a client can get up to
+twice a rate across a window boundary; the point is a bound, not a precise pace). Open
+sockets are counted up on connect and down on disconnect; a process that dies without
+disconnecting leaves its count until the key expires (SOCKET_COUNT_TTL after the last
+connect).
+
+Who the client is: see `client_ip`. If the cache fails, limits let everything through
+(and say so in the log) rather than stopping the chat.
+"""
+
+import hashlib
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
+
+SOCKET_COUNT_TTL = 3600
+POSTING_TOO_FAST = "You are posting too fast. Wait a minute, then send again."
+
+
+class RateLimited(ValidationError):
+    """Over a limit: shown to the user like any validation error (and answered 429 over HTTP)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, value: str) -> "Rate":
+        count, _, seconds = value.partition("/")
+        return cls(int(count), int(seconds or 60))
+
+
+def rate(name: str) -> Rate:
+    """A configured rate (settings.CHAT_LIMITS, overridable per variable: see project/settings.py)."""
+    return Rate.parse(settings.CHAT_LIMITS[name])
+
+
+def cache_key(name: str, *parts: Any) -> str:
+    # Hashed: user input (usernames, addresses) never shapes a cache key.
+    digest = hashlib.sha256("\0".join(str(part) for part in parts).encode()).hexdigest()[:32]
+    return f"limit:{name}:{digest}"
+
+
+def window_key(name: str, limit: Rate, *parts: Any) -> str:
+    return f"{cache_key(name, *parts)}:{int(time.time() // limit.seconds)}"
+
+
+def hit(name: str, *parts: Any) -> bool:
+    """Count one event; True while the count is within the rate."""
+    limit = rate(name)
+    key = window_key(name, limit, *parts)
+    try:
+        cache.add(key, 0, timeout=limit.seconds + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=limit.seconds + 1)
+            count = 1
+    except Exception as exc:
+        logger.warning("the cache failed, limit %s not applied: %r", name, exc)
+        return True
+    return count <= limit.count
+
+
+def reached(name: str, *parts: Any) -> bool:
+    """Whether the count of this window already reached the rate (counts nothing)."""
+    limit = rate(name)
+    try:
+        return (cache.get(window_key(name, limit, *parts)) or 0) >= limit.count
+    except Exception as exc:
+        logger.warning("the cache failed, limit %s not applied: %r", name, exc)
+        return False
+
+
+def post_allowed(*, user: Any, ip: str | None) -> None:
+    """Posts per user and per client address, over the socket and the form together."""
+    allowed = hit("posts_per_user", user.pk)
+    if ip:
+        allowed = hit("posts_per_ip", ip) and allowed
+    if not allowed:
+        raise RateLimited(POSTING_TOO_FAST)
+
+
+def socket_open(*, user: Any, ip: str) -> bool:
+    """Count an opening socket for its user and address; False (and nothing counted) beyond the caps."""
+    counted: list[str] = []
+    try:
+        for name, part in (("sockets_per_ip", ip), ("sockets_per_user", getattr(user, "pk", None))):
+            if part is None:
+                continue
+            key = cache_key(name, part)
+            cache.add(key, 0, timeout=SOCKET_COUNT_TTL)
+            count = cache.incr(key)
+            cache.touch(key, SOCKET_COUNT_TTL)
+            counted.append(key)
+            if count > int(settings.CHAT_LIMITS[name]):
+                socket_keys_release(counted)
+                return False
+    except Exception as exc:
+        logger.warning("the cache failed, socket caps not applied: %r", exc)
+        return True
+    return True
+
+
+def socket_closed(*, user: Any, ip: str) -> None:
+    keys = [cache_key("sockets_per_ip", ip)]
+    if getattr(user, "pk", None) is not None:
+        keys.append(cache_key("sockets_per_user", user.pk))
+    socket_keys_release(keys)
+
+
+def socket_keys_release(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            if cache.decr(key) < 0:  # the key expired and came back while sockets were open
+                cache.set(key, 0, timeout=SOCKET_COUNT_TTL)
+        except ValueError:  # expired: nothing to count down
+            pass
+        except Exception as exc:
+            logger.warning("the cache failed, socket count not released: %r", exc)
+
+
+def client_ip(*, peer: str | None, forwarded_for: str | None) -> str:
+    """The client's address, as far as it can be trusted.
+
+    A PaaS router appends the address it received the connection from to X-Forwarded-For;
+    anything before that entry was sent by the client and can be forged. With
+    CHAT_PROXY_HOPS = n (1 behind one router, the production default), the n-th entry from
+    the end is trusted; with 0 (local runs, or no router), the TCP peer. An IPv6 client is
+    counted by its /64, which one subscriber usually holds whole.
+    """
+    hops = settings.CHAT_PROXY_HOPS
+    entries = [entry.strip() for entry in (forwarded_for or "").split(",") if entry.strip()]
+    address = entries[-hops] if hops and len(entries) >= hops else (peer or "")
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def request_ip(request: HttpRequest) -> str:
+    return client_ip(peer=request.META.get("REMOTE_ADDR"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR"))
+
+
+def scope_ip(scope: dict[str, Any]) -> str:
+    forwarded = [value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"x-forwarded-for"]
+    peer = (scope.get("client") or [None])[0]
+    return client_ip(peer=peer, forwarded_for=",".join(forwarded))

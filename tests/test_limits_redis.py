@@ -1,0 +1,100 @@
+"""Limits hold across processes: two daphne processes share their counters through Redis."""
+
+import json
+import re
+import shutil
+from uuid import uuid4
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.livesupport import unique
+
+from .test_layer_failures import RedisServer
+
+pytestmark = pytest.mark.redis
+
+SESSION_SCRIPT = """
+from django.contrib.auth.models import User
+from django.middleware.csrf import _get_new_csrf_string
+from django.test import Client
+client = Client()
+client.force_login(User.objects.get(username={name!r}))
+print("COOKIE=sessionid=" + client.cookies["sessionid"].value + "; csrftoken=" + {secret!r})
+"""
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    if shutil.which("redis-server") is None:
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: the Redis tests must run in CI.")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def two_processes(live_server_factory, redis_server):
+    limits = {"CHAT_LIMIT_POSTS_PER_USER": "4/60", "CHAT_LIMIT_SOCKETS_PER_USER": "2"}
+    first = live_server_factory(REDIS_URL=redis_server.url, **limits)
+    second = live_server_factory(REDIS_URL=redis_server.url, DATABASE_URL=first.env["DATABASE_URL"], **limits)
+    return first, second
+
+
+def cookie_for(server, name: str) -> tuple[str, str]:
+    """A login session of `name` and a CSRF secret: the Cookie header, and the secret (a valid form token)."""
+    secret = uuid4().hex  # 32 alphanumerics, as Django's own secrets
+    output = server.manage("shell", "-c", SESSION_SCRIPT.format(name=name, secret=secret))
+    return re.search(r"COOKIE=(.*)", output).group(1), secret
+
+
+def socket(server, room: str, cookie: str):
+    return connect(
+        f"ws://127.0.0.1:{server.port}/ws/chat/{room}/",
+        origin=server.url,
+        additional_headers={"Cookie": cookie},
+        proxy=None,
+        open_timeout=10,
+    )
+
+
+def replies(ws, count: int) -> list[str]:
+    return [ws.recv(timeout=5) for _ in range(count)]
+
+
+def test_posts_per_user_and_sockets_per_user_hold_across_two_processes(two_processes):
+    first, second = two_processes
+    name, room = unique("spread"), unique("limits")
+    first.create_users(name)
+    cookie, csrf = cookie_for(first, name)
+
+    with socket(first, room, cookie) as one, socket(second, room, cookie) as two:
+        for ws in (one, two):
+            ws.send(json.dumps({"after": "0"}))  # the page's sync: from now on it gets broadcasts
+        frames = []
+        for i in range(3):
+            for ws in (one, two):
+                frame = {"message": f"post {i}", "token": str(uuid4()), "csrfmiddlewaretoken": csrf}
+                ws.send(json.dumps(frame))
+                frames.extend(replies(ws, 1))
+        for ws in (one, two):  # the rest of the stored posts' frames
+            while True:
+                try:
+                    frames.append(ws.recv(timeout=1))
+                except TimeoutError:
+                    break
+
+        assert sum("You are posting too fast" in frame for frame in frames) == 2
+        stored = {match for frame in frames for match in re.findall(r'id="message-(\d+)"', frame)}
+        assert len(stored) == 4
+
+        # A third socket of the same user, on either process, is over the cap of 2.
+        with socket(second, room, cookie) as third:
+            assert "Too many open chat pages" in third.recv(timeout=5)
+            with pytest.raises(Exception, match="4429"):
+                third.recv(timeout=5)
