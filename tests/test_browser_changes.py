@@ -99,3 +99,33 @@ def test_a_page_that_was_offline_shows_the_edit_and_the_deletion_after_reconnect
     expect(reader.get_by_text("will be deleted")).to_have_count(0)
     assert reader.locator("#messages li.message").count() == 2
     assert reader.evaluate("window.notReloaded") is True
+
+
+def test_staff_remove_a_spammer_and_all_their_messages_and_the_spammers_tab_can_no_longer_post(new_page, daphne_server):
+    room = unique("moderated")
+    spammer_name, moderator_name = unique("spammer"), unique("mod")
+    daphne_server.create_users(spammer_name, moderator_name)
+    promote = f"from django.contrib.auth.models import User; User.objects.filter(username={moderator_name!r})"
+    daphne_server.manage("shell", "-c", promote + ".update(is_staff=True)")
+    spammer, moderator, bystander = new_page(), new_page(), new_page()
+    log_in(spammer, spammer_name)
+    log_in(moderator, moderator_name)
+    open_room(spammer, room)
+    send(spammer, "cheap pills here")
+    send(spammer, "and here")
+    open_room(moderator, room)
+    open_room(bystander, room)
+
+    message(moderator, "cheap pills here").get_by_role("link", name="Remove user").click()
+    moderator.get_by_label("Also delete all their messages, in every room").check()
+    moderator.get_by_role("button", name=f"Remove {spammer_name}").click()
+
+    expect(moderator.get_by_text(f"{spammer_name} was removed and 2 messages deleted.")).to_be_visible()
+    expect(moderator.locator("li.message.deleted")).to_have_count(2)
+    expect(bystander.locator("li.message.deleted")).to_have_count(2, timeout=LIVE)  # live for everyone
+    expect(bystander.get_by_text("cheap pills here")).to_have_count(0)
+    # The spammer's open tab is told it is signed out, and its socket is closed for good.
+    expect(spammer.locator("#compose-errors")).to_have_text("You have been signed out.", timeout=LIVE)
+    expect(spammer.locator("#compose-message")).to_have_count(0)
+    spammer.reload()
+    expect(spammer.get_by_role("link", name="Log in to chat")).to_be_visible()
