@@ -6,6 +6,7 @@ variables documented in the README; missing secrets then stop start-up.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -122,6 +123,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL;",
         }
     )
+    # Tests on a file too, as production runs: the socket pools' threads keep connections of their own,
+    # and an in-memory database shared between connections fails them with "table is locked" instead
+    # of waiting (shared-cache table locks ignore the busy timeout).
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"chat-test-{os.getpid()}.sqlite3")}
 
 # Socket database work runs on two bounded pools per process (chat/db.py), not on
 # asgiref's single thread. Reads (auth on connect, catch-up): as many threads as the

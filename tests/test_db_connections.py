@@ -13,7 +13,7 @@ from django.db import connection
 
 from chat import db
 
-from .conftest import message_frame, receive_all, session_cookie, sync_frame
+from .conftest import CSRF_COOKIE, message_frame, receive_all, session_cookie, sync_frame
 
 postgres_only = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "chat.postgres",
@@ -25,7 +25,8 @@ async def open_socket(room_name: str, cookie: bytes | None = None, cursor: int =
     """A page's socket: connected, its status frame read, its sync frame sent (`cursor`: what the page shows)."""
     from project.asgi import application
 
-    headers = [(b"origin", b"http://localhost")] + ([(b"cookie", cookie)] if cookie else [])
+    cookies = b"; ".join([CSRF_COOKIE, *([cookie] if cookie else [])])
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookies)]
     communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
     connected, _ = await communicator.connect(timeout=10)
     assert connected

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import websockets
 
-from .conftest import message_frame, sync_frame
+from .conftest import CSRF_SECRET, message_frame, sync_frame
 
 SETUP = """
 from uuid import uuid4
@@ -31,6 +31,8 @@ for user in (reader, sender):
     client.force_login(user)
     print(user.username + "=sessionid=" + client.cookies["sessionid"].value)
 """
+
+# Each browser's cookies: its session, and the CSRF cookie its page's forms carry a token of.
 
 
 async def frame_with(ws, text: str) -> str:
@@ -56,7 +58,12 @@ def get_page(url: str, cookie: str) -> str:
 
 
 async def test_a_held_write_lock_stalls_neither_readers_nor_other_rooms_and_senders_get_an_error(server):
-    cookies = dict(line.split("=", 1) for line in server.manage("shell", "-c", SETUP).splitlines() if "=" in line)
+    cookies = {
+        name: f"{cookie}; csrftoken={CSRF_SECRET}"
+        for name, cookie in (
+            line.split("=", 1) for line in server.manage("shell", "-c", SETUP).splitlines() if "=" in line
+        )
+    }
     database = urlparse(server.env["DATABASE_URL"]).path[1:]
     origin = {"Origin": server.url}
     ws_url = f"ws://127.0.0.1:{server.port}/ws/chat/"
