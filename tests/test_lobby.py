@@ -21,7 +21,7 @@ async def lobby_socket(transactional_db):
     opened = []
 
     async def _open(user=None) -> WebsocketCommunicator:
-        headers = [(b"origin", b"http://localhost")]
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
         if user is not None:
             headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
         communicator = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0003_message_changes'),
+        ('chat', '0004_room_name_not_only_dots'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
