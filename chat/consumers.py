@@ -14,7 +14,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from . import catch_up, db, fragments, layer_watch, limits, liveness, selectors, services, socket_auth
+from . import catch_up, db, fragments, layer_watch, limits, liveness, presence, selectors, services, socket_auth
+from . import typing as typing_notices
 from .models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from .socket_base import PooledDatabaseWebsocketConsumer
 from .throttle import TokenBucket
@@ -40,7 +41,7 @@ CLOSE_SIGNED_OUT = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
 
 
-class ChatConsumer(PooledDatabaseWebsocketConsumer):
+class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledDatabaseWebsocketConsumer):
     room: Room | None
 
     async def connect(self) -> None:
@@ -79,6 +80,7 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
         liveness.register(self)
         await self.join_user_group()
         await self.send(text_data=fragments.connection_status())
+        await presence.join(self)
 
     async def join(self) -> bool:
         """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
@@ -112,6 +114,7 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
                 logger.info("leaving %s failed: %r", self.user_group, exc)
         if hasattr(self, "group_name"):
             liveness.unregister(self)
+            await presence.leave(self)
             catch_up.rooms.leave(self.room_name)
             layer_watch.unwatch(self.channel_name)
             try:
@@ -128,6 +131,8 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
         data, problem = parse_frame(text_data) if self.throttle.take() else ({}, TOO_FAST)
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
+        elif typing_notices.is_notice(data):
+            await typing_notices.notice(self)
         elif "after" in data:
             await self.sync(cursor=parse_cursor(data["after"]))
         else:
@@ -188,6 +193,7 @@ class ChatConsumer(PooledDatabaseWebsocketConsumer):
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
         and a gap means a broadcast was lost, so what is missing comes from the database."""
+        await typing_notices.message_arrived(self, event)
         seq = event["seq"]
         catch_up.rooms.advance(self.room_name, seq)
         if self.seq is None or seq <= self.seq:

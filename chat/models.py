@@ -80,3 +80,22 @@ class Profile(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class ReadMark(models.Model):
+    """How far a signed-in user has read a room: the seq of the newest message they have seen there.
+
+    Set when they open the room and moved on while they have it open (chat/unread.py); the lobby
+    counts the messages after it as new.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_marks")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_marks")
+    seq = models.PositiveBigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "room"], name="readmark_user_room_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.room} to {self.seq}"

@@ -1,10 +1,13 @@
-"""Reads: rooms for the lobby, pages of a room's history, and what a reconnecting socket missed."""
+"""Reads: rooms for the lobby, pages of a room's history, what a reconnecting socket missed, unread counts."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from .models import DEFAULT_TIME_ZONE, Message, Profile, Room
+from .models import DEFAULT_TIME_ZONE, Message, Profile, ReadMark, Room
 
 PAGE_LENGTH = 50
 HISTORY_LENGTH = PAGE_LENGTH
@@ -112,3 +115,61 @@ def user_time_zone(*, user) -> str:
     if user is None or not user.is_authenticated:
         return DEFAULT_TIME_ZONE
     return Profile.objects.filter(user=user).values_list("time_zone", flat=True).first() or DEFAULT_TIME_ZONE
+
+
+LOBBY_LENGTH = 50
+PREVIEW_LENGTH = 80
+
+
+@dataclass(frozen=True)
+class LobbyRoom:
+    """A room as the lobby lists it: its newest message's author, the start of its text and its time."""
+
+    id: int
+    name: str
+    last_activity: datetime
+    last_author: str
+    last_body: str
+
+    @property
+    def preview(self) -> str:
+        body = " ".join(self.last_body.split())
+        return body if len(body) <= PREVIEW_LENGTH else body[: PREVIEW_LENGTH - 1].rstrip() + "…"
+
+
+def lobby_rooms(*, limit: int = LOBBY_LENGTH) -> list[LobbyRoom]:
+    """Rooms with messages (not every name someone visited), most recent first, in one query. The preview is
+    the newest message still there (an edit keeps its place, a deleted one is skipped)."""
+    last = Message.objects.filter(room=OuterRef("pk"), deleted__isnull=True).order_by("-posted_seq")
+    rows = (
+        Room.objects.filter(last_seq__gt=0)
+        .order_by("-last_activity", "-id")
+        .annotate(
+            last_author=Subquery(last.values(f"author__{get_user_model().USERNAME_FIELD}")[:1]),
+            last_body=Subquery(last.values("body")[:1]),
+        )
+        .values_list("id", "name", "last_activity", "last_author", "last_body")[:limit]
+    )
+    return [LobbyRoom(id, name, at, author or "", body or "") for id, name, at, author, body in rows]
+
+
+def unread_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int, int], int]:
+    """(user id, room id) → messages by others posted after the user's read mark (and not deleted), for rooms
+    they have opened. Edits of older messages are not new messages."""
+    if not user_ids or not room_ids:
+        return {}
+    newer = (
+        Message.objects.filter(room=OuterRef("room"), posted_seq__gt=OuterRef("seq"), deleted__isnull=True)
+        .exclude(author=OuterRef("user"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        ReadMark.objects.filter(user_id__in=user_ids, room_id__in=room_ids)
+        .annotate(unread=Coalesce(Subquery(newer[:1]), 0))
+        .filter(unread__gt=0)
+        .values_list("user_id", "room_id", "unread")
+    )
+    return {(user_id, room_id): unread for user_id, room_id, unread in rows}

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import layer_watch, limits, socket_auth
 from .forms import MessageBodyForm, MessageForm
-from .models import Message, Profile, Room, room_group_name
+from .models import Message, Profile, ReadMark, Room, room_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -258,3 +258,32 @@ def time_zone_set(*, user: AbstractBaseUser, time_zone: str) -> str:
     """Save the zone a user reads times in (validated by TimeZoneForm)."""
     Profile.objects.update_or_create(user=user, defaults={"time_zone": time_zone})
     return time_zone
+
+
+def read_mark_open(*, user: AbstractBaseUser, room: Room) -> int | None:
+    """The user opened the room's newest page: mark it read to its newest message. Returns how far they had
+    read before (None on a first visit), for the "New messages" divider."""
+    before = ReadMark.objects.filter(user=user, room=room).values_list("seq", flat=True).first()
+    if before is None:
+        ReadMark.objects.bulk_create([ReadMark(user=user, room=room, seq=room.last_seq)], ignore_conflicts=True)
+    elif before < room.last_seq:
+        ReadMark.objects.filter(user=user, room=room, seq__lt=room.last_seq).update(
+            seq=room.last_seq, updated=timezone.now()
+        )
+    return before
+
+
+def read_marks_advance(*, positions: Mapping[tuple[int, str], int]) -> None:
+    """Open rooms' positions, (user id, room name) → seq shown: each mark only moves forward. One update per
+    room and seq (the sockets of a room are usually at the same one), plus the marks missing so far."""
+    rooms = dict(Room.objects.filter(name__in={name for _, name in positions}).values_list("name", "id"))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for (user_id, name), seq in positions.items():
+        if name in rooms:
+            groups.setdefault((rooms[name], seq), []).append(user_id)
+    now = timezone.now()
+    for (room_id, seq), user_ids in groups.items():
+        ReadMark.objects.filter(room_id=room_id, user_id__in=user_ids, seq__lt=seq).update(seq=seq, updated=now)
+        ReadMark.objects.bulk_create(
+            [ReadMark(room_id=room_id, user_id=user_id, seq=seq) for user_id in user_ids], ignore_conflicts=True
+        )

@@ -21,7 +21,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from . import days, limits, selectors, services
+from . import days, limits, presence, selectors, services, unread
+from . import lobby as lobby_list
 from .forms import DeactivateForm, RoomForm, SignupForm, TimeZoneForm
 from .models import Message, Room, room_name_validator
 
@@ -37,7 +38,8 @@ def lobby(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         return redirect("chat:room", room_name=form.cleaned_data["room"])
     status = 400 if form.is_bound else 200
-    return render(request, "chat/lobby.html", {"form": form, "rooms": selectors.room_list_recent()}, status=status)
+    context = {"form": form, "entries": lobby_list.page_entries(user=request.user)}
+    return render(request, "chat/lobby.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -73,15 +75,19 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
             return redirect("chat:room", room_name=room.name)
         before = after = None
     page = selectors.room_page(room=room, before=before, after=after)
+    historic = before is not None or after is not None
     context = {
         "room": room,
         "room_name": room.name,
         "page": page,
         "entries": days.entries(page.messages),
-        "historic": before is not None or after is not None,
+        "historic": historic,
+        # The newest page marks the room read; the divider goes above the first message new to the reader.
+        "unread_from": None if historic else unread.page_opened(user=request.user, room=room, messages=page.messages),
         # The page's position in the room's stream: a reconnecting socket sends it back.
         "cursor": page.messages[-1].seq if page.messages else 0,
         "zone_name": timezone.get_current_timezone_name(),
+        "presence": view.context() if (view := presence.view_now(room.name)) else None,
         "errors": errors,
         "body": body,
         # Each rendered form gets its own token: submitting it twice stores one message.

@@ -233,6 +233,10 @@ CHAT_LIMITS.update(
 # appended: the ones before it are whatever the client sent). 0: the TCP peer (no proxy).
 CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 
+# Who is here (chat/presence.py): kept in Redis with REDIS_URL, else in this process.
+# 0 turns the live list off (nothing stored, no presence frames).
+CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -41,6 +41,24 @@ def fresh_limits(settings):
     settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "posts_per_user": "1000/60", "sockets_per_ip": "1000"}
 
 
+@pytest.fixture(autouse=True)
+def presence_quiet(request, settings):
+    """Presence frames arrive whenever anyone joins: tests of other concerns read exact frames, so only
+    tests marked `presence` get them. Each test starts with no one here."""
+    from chat import lobby, presence, unread
+    from chat import typing as typing_notices
+
+    settings.CHAT_PRESENCE = request.node.get_closest_marker("presence") is not None
+
+    def reset():
+        for module in (presence, typing_notices, lobby, unread):
+            module.reset()
+
+    reset()
+    yield
+    reset()
+
+
 @pytest.fixture
 def alice(db) -> User:
     return User.objects.create_user("alice", password="correct-horse-battery")

@@ -37,11 +37,13 @@ def test_an_empty_room_name_asks_for_one(client, db):
 
 
 def test_the_lobby_lists_rooms_with_messages_as_links(client, alice):
-    post_message(Room.objects.create(name="first"), alice, "hello")
+    post_message(Room.objects.create(name="first"), alice, "hi")
+    Room.objects.create(name="only-visited")
 
     response = client.get("/")
 
     assert '<a href="/chat/first/">first</a>' in response.text
+    assert "only-visited" not in response.text
 
 
 def test_a_bad_room_url_is_not_found_and_creates_nothing(client, db):
