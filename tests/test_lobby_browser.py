@@ -79,6 +79,8 @@ def test_the_lobby_without_javascript_as_of_loading(new_page, daphne_server):
     room = unique("plain")
     [ada] = users_in_room(new_page, room, daphne_server)
     send(ada, "for readers without scripts")
+    # Joins are written in batches (twice a second): once Ada's own list has her, the join is in.
+    expect(ada.locator("#presence .people li")).to_have_count(1, timeout=5_000)
 
     plain = new_page(java_script_enabled=False)
     plain.goto("/")

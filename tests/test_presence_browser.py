@@ -68,6 +68,8 @@ def test_without_javascript_the_page_shows_who_is_here_as_of_loading(new_page, d
     room = unique("nojs")
     [ada] = users_in_room(new_page, room, daphne_server)
     name = ada.locator("header.site strong").inner_text()
+    # Joins are written in batches (twice a second): once Ada's own list has her, the join is in.
+    expect(people(ada)).to_have_text([name], timeout=LIVE)
 
     plain = new_page(java_script_enabled=False)
     plain.goto(f"/chat/{room}/")
