@@ -190,14 +190,28 @@ def message_for_change(*, room: Room, message_id: int) -> Message:
     return message
 
 
+def message_for_edit(*, room: Room, message_id: int, editor: AbstractBaseUser) -> Message:
+    """The message if `editor` may edit it (their own). Raises MessageGone or PermissionDenied."""
+    message = message_for_change(room=room, message_id=message_id)
+    if not editor.is_authenticated or message.author_id != editor.pk:
+        raise PermissionDenied("You can edit only your own messages.")
+    return message
+
+
+def message_for_delete(*, room: Room, message_id: int, actor: AbstractBaseUser) -> Message:
+    """The message if `actor` may delete it (their own; staff: anyone's). Raises MessageGone or PermissionDenied."""
+    message = message_for_change(room=room, message_id=message_id)
+    if not actor.is_authenticated or not (message.author_id == actor.pk or actor.is_staff):
+        raise PermissionDenied("You can delete only your own messages.")
+    return message
+
+
 def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, data: Mapping[str, Any]) -> Change | None:
     """Replace the text of the editor's own message. None: the text is unchanged (a resend), nothing to do.
 
     Raises MessageGone, PermissionDenied, or ValidationError (same limits as a new message).
     """
-    message = message_for_change(room=room, message_id=message_id)
-    if not editor.is_authenticated or message.author_id != editor.pk:
-        raise PermissionDenied("You can edit only your own messages.")
+    message = message_for_edit(room=room, message_id=message_id, editor=editor)
     form = MessageBodyForm(data)
     if not form.is_valid():
         raise ValidationError([error for errors in form.errors.values() for error in errors])
@@ -209,9 +223,7 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, data:
 
 def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser) -> Change:
     """Delete a message: its author, or staff for anyone's. Raises MessageGone or PermissionDenied."""
-    message = message_for_change(room=room, message_id=message_id)
-    if not actor.is_authenticated or not (message.author_id == actor.pk or actor.is_staff):
-        raise PermissionDenied("You can delete only your own messages.")
+    message = message_for_delete(room=room, message_id=message_id, actor=actor)
     return change_save(room=room, message=message, kind="delete", body="", deleted=timezone.now())
 
 

@@ -245,9 +245,7 @@ def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRespo
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:
-        message = services.message_for_change(room=room, message_id=pk)
-        if message.author_id != request.user.pk:
-            raise PermissionDenied("You can edit only your own messages.")
+        message = services.message_for_edit(room=room, message_id=pk, editor=request.user)
         errors: list[str] = []
         body = message.body
         if request.method == "POST":
@@ -278,9 +276,7 @@ def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRes
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:
-        message = services.message_for_change(room=room, message_id=pk)
-        if not (message.author_id == request.user.pk or request.user.is_staff):
-            raise PermissionDenied("You can delete only your own messages.")
+        message = services.message_for_delete(room=room, message_id=pk, actor=request.user)
         if request.method == "POST":
             change = services.message_delete(room=room, message_id=pk, actor=request.user)
             services.changes_broadcast_on_commit(changes=[change])
