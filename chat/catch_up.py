@@ -84,7 +84,8 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
             room_name=room_name,
             replaced=changed[start : start + FRAME_MESSAGES],
             appended=[],
-            cursor=None,
+            # With nothing new to append, the last of these frames moves the cursor.
+            cursor=newest if not new and start + FRAME_MESSAGES >= len(changed) else None,
             zone_name=zone_name,
         )
         for start in range(0, len(changed), FRAME_MESSAGES)
@@ -119,12 +120,4 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
                     zone_name=zone_name,
                 )
             )
-    else:
-        frames[-1] = fragments.changes_applied(
-            room_name=room_name,
-            replaced=changed[-(len(changed) % FRAME_MESSAGES or FRAME_MESSAGES) :],
-            appended=[],
-            cursor=newest,
-            zone_name=zone_name,
-        )
     return CatchUp(frames=frames, seq=newest)
