@@ -1,24 +1,117 @@
 """Socket auth middleware: Channels' cookie, session and auth middleware, with the session and user
-loaded on our read pool (who may post, re-checked on every post, is chat/socket_auth.py).
+loaded on our read pool, many handshakes at once (who may post, re-checked on every post, is
+chat/socket_auth.py).
 
-Channels' AuthMiddleware loads them through `database_sync_to_async`, one thread
-per process: after a deploy, every tab reconnects at once and each handshake
-waited behind all the others. The logic is Channels' own `get_user` (session
-hash check included); only the thread it runs on differs (see chat/db.py).
+Channels' AuthMiddleware loads them through `database_sync_to_async`, one thread per process,
+two queries per handshake: after a deploy, every tab reconnects at once and each handshake waited
+behind all the others. Here the handshakes that arrive while a load is under way wait for the next
+one, which reads all their sessions in one query and all their users in another (at most BATCH
+per load, as many loads at once as the read pool has threads). A quiet server loads each handshake
+at once, alone. The rules are Channels' own `get_user`: a user found in a batch counts only if the
+backend is Django's ModelBackend, the user may log in and the session's auth hash matches; anything
+else (no session, a stale hash, another backend) goes through `get_user` itself.
 """
+
+import asyncio
+import weakref
+from collections import deque
+from typing import Any
 
 from channels.auth import AuthMiddleware, get_user
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils.crypto import constant_time_compare
 
 from . import db
+from .sessions import SessionStore
 
-# Channels' get_user is wrapped in database_sync_to_async; .func is the plain function.
-_load_user = db.reads(get_user.func)
+BATCH = 200  # handshakes per load: bounds one load's time and the size of its IN lists
+
+
+def users_of(scopes: list[dict[str, Any]]) -> list[AbstractBaseUser | AnonymousUser]:
+    """Each scope's user, as Channels' get_user finds it, with two queries for the whole batch."""
+    SessionStore.load_many(scope["session"] for scope in scopes)
+    user_model = get_user_model()
+    wanted: dict[int, tuple[Any, ModelBackend]] = {}
+    for index, scope in enumerate(scopes):
+        session = scope["session"]
+        try:
+            user_id = user_model._meta.pk.to_python(session[SESSION_KEY])
+            backend_path = session[BACKEND_SESSION_KEY]
+        except KeyError:
+            continue
+        if backend_path not in settings.AUTHENTICATION_BACKENDS:
+            continue
+        backend = load_backend(backend_path)
+        if isinstance(backend, ModelBackend) and type(backend).get_user is ModelBackend.get_user:
+            wanted[index] = (user_id, backend)
+    found = user_model._default_manager.in_bulk({user_id for user_id, _ in wanted.values()})
+    users = []
+    for index, scope in enumerate(scopes):
+        user_id, backend = wanted.get(index, (None, None))
+        user = found.get(user_id) if backend else None
+        if user is not None and backend.user_can_authenticate(user) and _hash_matches(scope["session"], user):
+            users.append(user)
+        else:
+            users.append(get_user.func(scope))  # Channels' own (it flushes a session whose hash is stale)
+    return users
+
+
+def _hash_matches(session, user: AbstractBaseUser) -> bool:
+    session_hash = session.get(HASH_SESSION_KEY)
+    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())
+
+
+class Loads:
+    """The handshakes of one event loop waiting for their users, and the loads serving them."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[dict[str, Any], asyncio.Future]] = deque()
+        self.loaders: set[asyncio.Task] = set()
+
+    async def user(self, scope: dict[str, Any]) -> AbstractBaseUser | AnonymousUser:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append((scope, future))
+        if len(self.loaders) < settings.CHAT_DB_READ_THREADS:
+            task = asyncio.ensure_future(self.load())
+            self.loaders.add(task)
+            task.add_done_callback(self.loaders.discard)
+        return await future
+
+    async def load(self) -> None:
+        while self.waiting:
+            batch = [self.waiting.popleft() for _ in range(min(BATCH, len(self.waiting)))]
+            batch = [(scope, future) for scope, future in batch if not future.done()]  # gone meanwhile
+            if not batch:
+                continue
+            try:
+                users = await db.reads(users_of)([scope for scope, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), user in zip(batch, users, strict=True):
+                if not future.done():
+                    future.set_result(user)
+
+
+_loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loads] = weakref.WeakKeyDictionary()
+
+
+async def load_user(scope: dict[str, Any]) -> AbstractBaseUser | AnonymousUser:
+    loop = asyncio.get_running_loop()
+    if loop not in _loads:
+        _loads[loop] = Loads()
+    return await _loads[loop].user(scope)
 
 
 class PooledAuthMiddleware(AuthMiddleware):
     async def resolve_scope(self, scope) -> None:
-        scope["user"]._wrapped = await _load_user(scope)
+        scope["user"]._wrapped = await load_user(scope)
 
 
 def PooledAuthMiddlewareStack(inner):  # named like Channels' AuthMiddlewareStack

@@ -6,13 +6,17 @@ gets exactly what comes after, appended in order, never a replacement of what it
 
 `rooms` remembers, per process, the newest seq each room with a socket here has
 reached (from the database at a socket's first catch-up, then from every broadcast).
-A sync whose cursor is already there costs no query and sends nothing.
+A sync whose cursor is already there costs no query and sends nothing; while the seq is not
+known yet, one read serves every socket of the room that syncs meanwhile (a deploy's reconnect
+storm is one query per room and process, not one per socket).
 """
 
+import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from . import days, fragments, selectors
+from . import days, db, fragments, selectors
 
 # A page that missed more new messages than this gets the latest page and a marker for the rest.
 MAX_CATCH_UP = 200
@@ -28,6 +32,7 @@ class RoomSeqs:
     def __init__(self) -> None:
         self._members: Counter[str] = Counter()
         self._seq: dict[str, int] = {}
+        self._reads: dict[str, tuple[float, asyncio.Future[int]]] = {}  # room → (started, the read under way)
 
     def join(self, room: str) -> None:
         self._members[room] += 1
@@ -45,6 +50,31 @@ class RoomSeqs:
     def known(self, room: str) -> int | None:
         """The newest seq of the room this process knows of (None: not known, ask the database)."""
         return self._seq.get(room)
+
+    async def latest(self, room: str, *, joined_at: float) -> int:
+        """The room's newest seq for a socket that joined the room's group at `joined_at` (monotonic).
+
+        Known already: no query. Else one database read, shared by every socket that asks while it
+        is under way, provided it started after that socket joined: a read from before could miss a
+        message whose broadcast also came before the join.
+        """
+        known = self.known(room)
+        if known is not None:
+            return known
+        started, read = self._reads.get(room, (float("-inf"), None))
+        if read is None or started < joined_at:
+            started, read = time.monotonic(), asyncio.ensure_future(db.reads(selectors.room_seq)(room_name=room))
+            self._reads[room] = (started, read)
+            read.add_done_callback(lambda done: self._read_done(room, done))
+        seq = await asyncio.shield(read)
+        self.advance(room, seq)
+        return seq
+
+    def _read_done(self, room: str, read: asyncio.Future[int]) -> None:
+        if self._reads.get(room, (0, None))[1] is read:
+            del self._reads[room]
+        if not read.cancelled():
+            read.exception()  # retrieved here, so a read nobody awaits any more is not logged as lost
 
     def forget(self) -> None:
         """The layer failed: broadcasts may have been lost, so nothing known is trusted any more."""

@@ -51,6 +51,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         # frame says where it is (broadcasts before that are in the database it reads).
         self.seq: int | None = None
         self.behind_at: int | None = None
+        self.joined_at: float | None = None  # when it joined the room's group (monotonic)
         self.last_sent = time.monotonic()
         self.throttle = TokenBucket(burst=FRAME_BURST, rate=FRAME_RATE)
         try:
@@ -75,6 +76,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         self.group_name = room_group_name(self.room_name)
         await self.accept()
         self.joined = await self.join()
+        self.joined_at = time.monotonic()
         catch_up.rooms.join(self.room_name)
         layer_watch.watch(self.channel_name, self.room_name)
         liveness.register(self)
@@ -174,11 +176,11 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
 
     async def sync(self, *, cursor: int) -> None:
         """The page says where it is (on every open). Once per socket: it never gets the same history twice."""
-        if self.seq is not None:
+        if self.seq is not None or self.joined_at is None:  # caught up already, or refused
             return
-        known = catch_up.rooms.known(self.room_name)
-        if known is not None and cursor >= known:
-            self.seq = known  # up to date: no query, nothing to send
+        known = await catch_up.rooms.latest(self.room_name, joined_at=self.joined_at)
+        if cursor >= known:
+            self.seq = known  # up to date: nothing to send
             return
         await self.catch_up(cursor=cursor)
 

@@ -17,7 +17,9 @@ and, with Redis, is announced to the room's other processes once per tick (a `pr
 group event, which only marks the room dirty there). Every TICK each process re-reads its dirty
 rooms, renders a changed list once per room, and sends it to each of its sockets showing another,
 at most one presence frame per socket per second: 1,000 joins cost a socket a frame a second, not
-1,000 frames.
+1,000 frames. In a big room the gap grows with its sockets here (ROOM_FRAMES_PER_SECOND), so a
+reconnect storm of 5,000 sockets into one room costs a bounded number of frames a second, not a
+frame per socket per second while every join changes the count.
 
 This module also keeps the process's registry of room sockets (`here`), which typing and unread use.
 """
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 TICK = 0.5
 MIN_FRAME_GAP = 1.0  # seconds between two presence frames to one socket
+ROOM_FRAMES_PER_SECOND = 500  # beyond this many sockets in a room here, its frames are spaced further
 REFRESH = 20.0
 TTL = 45.0
 RECHECK = 5.0
@@ -428,19 +431,26 @@ async def announce() -> None:
 
 
 async def deliver(mono: float) -> None:
-    """Each socket whose page shows another list than its room's gets it, at most once a second."""
+    """Each socket whose page shows another list than its room's gets it, at most once a second
+    (once every `frame_gap` seconds in a big room)."""
     for room in list(rooms.values()):
         if room.view is None:
             continue
+        gap = frame_gap(len(room.channels))
         for channel in list(room.channels):
             entry = here.get(channel)
-            if entry is None or entry.shown == room.view or mono - entry.sent_at < MIN_FRAME_GAP:
+            if entry is None or entry.shown == room.view or mono - entry.sent_at < gap:
                 continue
             entry.shown, entry.sent_at = room.view, mono
             try:
                 await entry.socket.send(text_data=room.frame)
             except Exception:  # closing meanwhile: its disconnect unregisters it
                 continue
+
+
+def frame_gap(sockets: int) -> float:
+    """Seconds between two presence frames to one socket of a room with this many sockets here."""
+    return max(MIN_FRAME_GAP, sockets / ROOM_FRAMES_PER_SECOND)
 
 
 # Runs while this process has a room socket, or a last leave still to announce or write down.

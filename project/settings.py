@@ -252,6 +252,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Django's database sessions; sockets connecting at once read theirs in one query (chat/sessions.py).
+SESSION_ENGINE = "chat.sessions"
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"

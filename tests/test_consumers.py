@@ -230,6 +230,34 @@ async def test_a_sync_that_asks_for_nothing_new_costs_no_query(connect, room, al
     assert len(queries) == 1
 
 
+async def test_pages_syncing_at_once_share_one_read_of_the_rooms_seq(connect, room, alice, monkeypatch):
+    """A reconnect storm: every page of a room opens its socket before this process knows the room's
+    newest seq. One read answers them all; only a page that is behind reads what it missed."""
+    from chat import catch_up, selectors
+
+    missed = await create_messages(room, alice, 2)
+    pages = [await connect(room.name, cursor=None) for _ in range(12)]
+    calls = {"room_seq": 0, "room_changes_since": 0}
+    for name in calls:
+        real = getattr(selectors, name)
+
+        def counted(real=real, name=name, **kw):
+            calls[name] += 1
+            return real(**kw)
+
+        monkeypatch.setattr(selectors, name, counted)
+    assert catch_up.rooms.known(room.name) is None
+
+    await asyncio.gather(*(page.send_to(text_data=sync_frame(missed[-1].seq)) for page in pages[1:]))
+    await pages[0].send_to(text_data=sync_frame(missed[0].seq))  # this one is behind
+
+    assert shown_ids(await receive_all(pages[0])) == [missed[1].pk]
+    for page in pages[1:]:
+        assert await page.receive_nothing(timeout=0.05)
+    assert calls == {"room_seq": 1, "room_changes_since": 1}
+    assert catch_up.rooms.known(room.name) == missed[-1].seq
+
+
 async def test_a_socket_never_renders_the_same_history_twice(connect, room, alice):
     await create_messages(room, alice, 5)
     page = await connect(room.name, cursor=0)

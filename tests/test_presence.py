@@ -130,6 +130,27 @@ async def test_many_joins_at_once_cost_each_socket_about_one_presence_frame_a_se
     assert len(frames) <= 4  # 3 s at one frame a second, plus the one in flight
 
 
+async def test_in_a_big_room_presence_frames_are_spaced_by_the_rooms_size(connect, alice, monkeypatch):
+    """A reconnect storm into one room: every join changes the count, but each socket's frames are
+    spaced by sockets / ROOM_FRAMES_PER_SECOND (here 41 / 10: about 4 s), and the last one is right."""
+    monkeypatch.setattr(presence, "ROOM_FRAMES_PER_SECOND", 10)
+    watcher = await connect("crowded", alice)
+    await latest_presence(watcher)
+    await asyncio.gather(*(connect("crowded") for _ in range(40)))
+
+    early = await presence_frames(watcher, 2.5)
+    later = await presence_frames(watcher, 4.0)
+
+    assert early == []
+    assert len(later) == 1
+    assert anonymous_in(later[0]) == 40
+
+
+def test_the_presence_frame_gap_grows_only_beyond_the_rooms_frame_budget():
+    assert presence.frame_gap(1) == presence.frame_gap(presence.ROOM_FRAMES_PER_SECOND) == presence.MIN_FRAME_GAP
+    assert presence.frame_gap(5 * presence.ROOM_FRAMES_PER_SECOND) == 5.0
+
+
 async def test_the_room_page_shows_who_is_here_as_of_loading(connect, alice, bob, room):
     await connect(room.name, alice)
     await asyncio.sleep(presence.TICK * 2)

@@ -108,6 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record each server with py-spy (pip install py-spy) into DIR/<config>-<app>-<n>.txt "
         "(collapsed stacks of the thread holding the GIL), from start-up to the end of the run",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a product setting in ours' servers, e.g. CHAT_DB_READ_THREADS=4 (repeatable)",
+    )
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="per socket, seconds (30)")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before memory is read (3)")
     parser.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for late deliveries (10)")
@@ -336,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     # All clients come from this machine's one address, and the sender is one user: lift the shared limits.
     env["CHAT_LIMIT_SOCKETS_PER_IP"] = str(2 * args.clients + 100)
     env["CHAT_LIMIT_POSTS_PER_USER"] = env["CHAT_LIMIT_POSTS_PER_IP"] = f"{int(2 * args.rate * 60) + 60}/60"
+    for setting in args.server_env:
+        name, _, value = setting.partition("=")
+        env[name] = value
     username = f"bench-{run_id}"
     rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
     rows: list[dict[str, Any]] = []

@@ -339,9 +339,10 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
                 except OSError:
                     pass  # the reader records how the socket ended
 
-        storm_started = time.perf_counter()
+        storm_started, storm_cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(join(index) for index in range(spec.clients)))
         result["connect_storm_s"] = round(time.perf_counter() - storm_started, 2)
+        result["loadgen_cpu_s_connecting"] = round(time.process_time() - storm_cpu, 2)
         result["connected"] = len(receivers)
         result["failed_connects"] = spec.clients - len(receivers)
         result["failure_reasons"] = dict(failures)

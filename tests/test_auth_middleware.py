@@ -1,0 +1,95 @@
+"""Socket auth on the read pool, many handshakes per load: each socket gets exactly the user Channels'
+own get_user would give it, with two queries for a whole batch."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.test import Client
+
+from chat import auth_middleware, presence
+from chat.sessions import SessionStore
+
+
+def logged_in(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def scope_of(session_key: str | None) -> dict:
+    return {"session": SessionStore(session_key)}
+
+
+@pytest.mark.django_db
+def test_a_batch_of_signed_in_sessions_costs_two_queries(django_assert_num_queries):
+    users = [User.objects.create_user(f"reader{i}", password="pw-12345678") for i in range(20)]
+    scopes = [scope_of(logged_in(user)) for user in users]
+
+    with django_assert_num_queries(2):
+        found = auth_middleware.users_of(scopes)
+
+    assert [user.pk for user in found] == [user.pk for user in users]
+    assert all(user.is_authenticated for user in found)
+    with django_assert_num_queries(0):  # the sessions were read with the batch
+        assert [scope["session"]["_auth_user_id"] for scope in scopes] == [str(user.pk) for user in users]
+
+
+@pytest.mark.django_db
+def test_every_other_case_gets_what_channels_get_user_gives(alice, bob):
+    anonymous = scope_of(None)
+    unknown = scope_of("no-such-session-key-1234567890ab")
+    expired_key = logged_in(bob)
+    Session.objects.filter(session_key=expired_key).delete()
+    expired = scope_of(expired_key)
+    stale_key = logged_in(alice)
+    alice.set_password("a-new-password-123")  # logs out her other sessions (their hash no longer matches)
+    alice.save()
+    stale = scope_of(stale_key)
+    inactive_user = User.objects.create_user("gone", password="pw-12345678")
+    inactive = scope_of(logged_in(inactive_user))
+    inactive_user.is_active = False
+    inactive_user.save()
+    valid = scope_of(logged_in(bob))
+
+    found = auth_middleware.users_of([anonymous, unknown, expired, stale, inactive, valid])
+
+    assert [user.is_authenticated for user in found] == [False, False, False, False, False, True]
+    assert found[-1].pk == bob.pk
+    assert not Session.objects.filter(session_key=stale_key).exists()  # flushed, as Channels does
+
+
+async def test_handshakes_arriving_together_share_one_load(connect, transactional_db, monkeypatch):
+    users = [await sync_to_async(User.objects.create_user)(f"storm{i}") for i in range(30)]
+    clients = [Client() for _ in users]
+    for client, user in zip(clients, users, strict=True):
+        await sync_to_async(client.force_login)(user)
+    loads = []
+    real = auth_middleware.users_of
+    monkeypatch.setattr(auth_middleware, "users_of", lambda scopes: loads.append(len(scopes)) or real(scopes))
+
+    await asyncio.gather(*(connect("storm", client=client, cursor=None) for client in clients))
+
+    assert sum(loads) == 30
+    assert len(loads) <= 3
+    assert sorted(entry.username for entry in presence.here.values()) == sorted(user.username for user in users)
+
+
+async def test_a_failed_load_refuses_only_its_handshakes(connect, alice, monkeypatch):
+    real = auth_middleware.users_of
+    failures = iter([True])
+
+    def users_of(scopes):
+        if next(failures, False):
+            raise RuntimeError("database gone for a moment")
+        return real(scopes)
+
+    monkeypatch.setattr(auth_middleware, "users_of", users_of)
+    with pytest.raises(RuntimeError):
+        await connect("general", alice, cursor=None)
+
+    page = await connect("general", alice, cursor=None)
+    assert [entry.username for entry in presence.here.values()] == ["alice"]
+    await page.disconnect()
