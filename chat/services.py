@@ -8,7 +8,7 @@ room's group; each process renders it once per time zone (chat/fragments.py).
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -285,17 +285,24 @@ def read_mark_open(*, user: AbstractBaseUser, room: Room) -> int | None:
     return before
 
 
-def read_marks_advance(*, positions: Mapping[tuple[int, str], int]) -> None:
+def read_marks_advance(
+    *, positions: Mapping[tuple[int, str], int], existing: Collection[tuple[int, str]] = ()
+) -> None:
     """Open rooms' positions, (user id, room name) → seq shown: each mark only moves forward. One update per
-    room and seq (the sockets of a room are usually at the same one), plus the marks missing so far."""
+    room and seq (the sockets of a room are usually at the same one), plus the marks missing so far (those
+    not in `existing`, the keys the caller knows to have a mark already)."""
     rooms = dict(Room.objects.filter(name__in={name for _, name in positions}).values_list("name", "id"))
     groups: dict[tuple[int, int], list[int]] = {}
+    missing: dict[tuple[int, int], list[int]] = {}
     for (user_id, name), seq in positions.items():
         if name in rooms:
             groups.setdefault((rooms[name], seq), []).append(user_id)
+            if (user_id, name) not in existing:
+                missing.setdefault((rooms[name], seq), []).append(user_id)
     now = timezone.now()
     for (room_id, seq), user_ids in groups.items():
         ReadMark.objects.filter(room_id=room_id, user_id__in=user_ids, seq__lt=seq).update(seq=seq, updated=now)
+    for (room_id, seq), user_ids in missing.items():
         ReadMark.objects.bulk_create(
             [ReadMark(room_id=room_id, user_id=user_id, seq=seq) for user_id in user_ids], ignore_conflicts=True
         )

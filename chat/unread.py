@@ -52,7 +52,8 @@ async def flush() -> None:
     for key in [key for key in _written if key not in positions]:
         del _written[key]
     if changed:
-        await db.writes(services.read_marks_advance)(positions=changed)
+        # A key written before has its mark: only an update, no insert attempt (a big room's every second).
+        await db.writes(services.read_marks_advance)(positions=changed, existing=set(_written))
         _written.update(changed)
 
 

@@ -70,3 +70,24 @@ def test_edits_of_old_messages_and_deleted_messages_are_not_new(room, alice, bob
     assert selectors.unread_counts(user_ids={alice.pk}, room_ids=[room.pk]) == {(alice.pk, room.pk): 1}
     [listed] = selectors.lobby_rooms()
     assert listed.preview == "stays"
+
+
+def test_open_sockets_positions_move_marks_forward_and_insert_only_missing_ones(
+    room, alice, bob, django_assert_num_queries
+):
+    from chat import services
+
+    for text in ("one", "two", "three"):
+        post_message(room, bob, text)
+    services.read_marks_advance(positions={(alice.pk, room.name): 1})
+    assert ReadMark.objects.get(user=alice, room=room).seq == 1
+
+    # Alice's mark is known to exist: rooms, one update; bob's is new: one insert.
+    with django_assert_num_queries(3):
+        services.read_marks_advance(
+            positions={(alice.pk, room.name): 3, (bob.pk, room.name): 3}, existing={(alice.pk, room.name)}
+        )
+    assert dict(ReadMark.objects.values_list("user__username", "seq")) == {"alice": 3, "bob": 3}
+
+    services.read_marks_advance(positions={(alice.pk, room.name): 2}, existing={(alice.pk, room.name)})
+    assert ReadMark.objects.get(user=alice, room=room).seq == 3  # never backwards
