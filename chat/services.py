@@ -285,9 +285,7 @@ def read_mark_open(*, user: AbstractBaseUser, room: Room) -> int | None:
     return before
 
 
-def read_marks_advance(
-    *, positions: Mapping[tuple[int, str], int], existing: Collection[tuple[int, str]] = ()
-) -> None:
+def read_marks_advance(*, positions: Mapping[tuple[int, str], int], existing: Collection[tuple[int, str]] = ()) -> None:
     """Open rooms' positions, (user id, room name) → seq shown: each mark only moves forward. One update per
     room and seq (the sockets of a room are usually at the same one), plus the marks missing so far (those
     not in `existing`, the keys the caller knows to have a mark already)."""
