@@ -19,14 +19,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
 
 SOCKET_COUNT_TTL = 3600
 POSTING_TOO_FAST = "You are posting too fast. Wait a minute, then send again."
+
+
+_counters: BaseCache | None = None
+
+
+def counters() -> BaseCache:
+    """The cache holding the counters: one object for the whole process. Django's `cache` is one per
+    async context, i.e. with Redis one client, and so one Redis connection, per open socket (1,000
+    sockets held 1,000 connections, and each handshake opened one)."""
+    global _counters
+    if _counters is None:
+        _counters = caches.create_connection("default")
+    return _counters
+
+
+@receiver(setting_changed)
+def _caches_changed(*, setting: str, **kwargs: Any) -> None:
+    global _counters
+    if setting == "CACHES":
+        _counters = None
 
 
 class RateLimited(ValidationError):
@@ -64,11 +86,11 @@ def hit(name: str, *parts: Any) -> bool:
     limit = rate(name)
     key = window_key(name, limit, *parts)
     try:
-        cache.add(key, 0, timeout=limit.seconds + 1)
+        counters().add(key, 0, timeout=limit.seconds + 1)
         try:
-            count = cache.incr(key)
+            count = counters().incr(key)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=limit.seconds + 1)
+            counters().set(key, 1, timeout=limit.seconds + 1)
             count = 1
     except Exception as exc:
         logger.warning("the cache failed, limit %s not applied: %r", name, exc)
@@ -80,7 +102,7 @@ def reached(name: str, *parts: Any) -> bool:
     """Whether the count of this window already reached the rate (counts nothing)."""
     limit = rate(name)
     try:
-        return (cache.get(window_key(name, limit, *parts)) or 0) >= limit.count
+        return (counters().get(window_key(name, limit, *parts)) or 0) >= limit.count
     except Exception as exc:
         logger.warning("the cache failed, limit %s not applied: %r", name, exc)
         return False
@@ -103,9 +125,9 @@ def socket_open(*, user: Any, ip: str) -> bool:
             if part is None:
                 continue
             key = cache_key(name, part)
-            cache.add(key, 0, timeout=SOCKET_COUNT_TTL)
-            count = cache.incr(key)
-            cache.touch(key, SOCKET_COUNT_TTL)
+            counters().add(key, 0, timeout=SOCKET_COUNT_TTL)
+            count = counters().incr(key)
+            counters().touch(key, SOCKET_COUNT_TTL)
             counted.append(key)
             if count > int(settings.CHAT_LIMITS[name]):
                 socket_keys_release(counted)
@@ -126,8 +148,8 @@ def socket_closed(*, user: Any, ip: str) -> None:
 def socket_keys_release(keys: list[str]) -> None:
     for key in keys:
         try:
-            if cache.decr(key) < 0:  # the key expired and came back while sockets were open
-                cache.set(key, 0, timeout=SOCKET_COUNT_TTL)
+            if counters().decr(key) < 0:  # the key expired and came back while sockets were open
+                counters().set(key, 0, timeout=SOCKET_COUNT_TTL)
         except ValueError:  # expired: nothing to count down
             pass
         except Exception as exc:

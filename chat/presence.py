@@ -236,7 +236,7 @@ class Socket(Protocol):
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False): ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per socket: no __dict__
 class Here:
     """One room socket of this process."""
 

@@ -6,6 +6,8 @@ import time
 class TokenBucket:
     """`burst` frames at once, then `rate` per second."""
 
+    __slots__ = ("burst", "clock", "rate", "tokens", "updated")  # one per socket: no __dict__
+
     def __init__(self, *, burst: int, rate: float, clock=time.monotonic) -> None:
         self.burst, self.rate, self.clock = burst, rate, clock
         self.tokens = float(burst)

@@ -98,3 +98,26 @@ def test_posts_per_user_and_sockets_per_user_hold_across_two_processes(two_proce
             assert "Too many open chat pages" in third.recv(timeout=5)
             with pytest.raises(Exception, match="4429"):
                 third.recv(timeout=5)
+
+
+def test_open_sockets_share_the_processs_redis_connections(two_processes, redis_server):
+    """The socket counters live in Redis, but not one Redis connection per socket: Django's `cache` is one
+    object per async context, so each socket used to open and hold a connection of its own."""
+    import redis
+
+    first, _ = two_processes
+    room = unique("many")
+    pages = [
+        connect(f"ws://127.0.0.1:{first.port}/ws/chat/{room}/", origin=first.url, proxy=None, open_timeout=10)
+        for _ in range(40)
+    ]
+    try:
+        for page in pages:
+            assert "connection-status" in page.recv(timeout=5)  # counted, accepted
+        client = redis.Redis.from_url(redis_server.url)
+        held = len(client.client_list()) - 1  # this one aside
+        client.close()
+        assert held < 20, f"{held} Redis connections for 40 sockets over two processes"
+    finally:
+        for page in pages:
+            page.close()
