@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -119,22 +120,19 @@ def post_allowed(*, user: Any, ip: str | None) -> None:
 
 def socket_open(*, user: Any, ip: str) -> bool:
     """Count an opening socket for its user and address; False (and nothing counted) beyond the caps."""
-    counted: list[str] = []
+    names = [
+        (name, cache_key(name, part))
+        for name, part in (("sockets_per_ip", ip), ("sockets_per_user", getattr(user, "pk", None)))
+        if part is not None
+    ]
     try:
-        for name, part in (("sockets_per_ip", ip), ("sockets_per_user", getattr(user, "pk", None))):
-            if part is None:
-                continue
-            key = cache_key(name, part)
-            counters().add(key, 0, timeout=SOCKET_COUNT_TTL)
-            count = counters().incr(key)
-            counters().touch(key, SOCKET_COUNT_TTL)
-            counted.append(key)
-            if count > int(settings.CHAT_LIMITS[name]):
-                socket_keys_release(counted)
-                return False
+        counts = _count_up([key for _, key in names])
     except Exception as exc:
         logger.warning("the cache failed, socket caps not applied: %r", exc)
         return True
+    if any(count > int(settings.CHAT_LIMITS[name]) for (name, _), count in zip(names, counts, strict=True)):
+        socket_keys_release([key for _, key in names])
+        return False
     return True
 
 
@@ -145,15 +143,60 @@ def socket_closed(*, user: Any, ip: str) -> None:
     socket_keys_release(keys)
 
 
+def _count_up(keys: list[str]) -> list[int]:
+    """Add one to each socket counter (created at 0 if missing, its expiry pushed forward); the new counts.
+    With Redis, all of it in one round trip: a reconnect storm's every handshake does this."""
+    cache = counters()
+    client = _redis_client(cache)
+    if client is None:
+        counts = []
+        for key in keys:
+            cache.add(key, 0, timeout=SOCKET_COUNT_TTL)
+            counts.append(cache.incr(key))
+            cache.touch(key, SOCKET_COUNT_TTL)
+        return counts
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            stored = cache.make_and_validate_key(key)
+            pipe.set(stored, 0, nx=True, ex=SOCKET_COUNT_TTL)  # what cache.add does
+            pipe.incr(stored)
+            pipe.expire(stored, SOCKET_COUNT_TTL)  # what cache.touch does
+        return pipe.execute()[1::3]
+
+
 def socket_keys_release(keys: list[str]) -> None:
+    cache = counters()
+    try:
+        client = _redis_client(cache)
+        if client is not None:
+            stored = [cache.make_and_validate_key(key) for key in keys]
+            with client.pipeline(transaction=False) as pipe:
+                for key in stored:
+                    pipe.decr(key)
+                counts = pipe.execute()
+            for key, count in zip(stored, counts, strict=True):
+                if count < 0:  # the key expired and came back while sockets were open
+                    client.set(key, 0, ex=SOCKET_COUNT_TTL)
+            return
+    except Exception as exc:
+        logger.warning("the cache failed, socket count not released: %r", exc)
+        return
     for key in keys:
         try:
-            if counters().decr(key) < 0:  # the key expired and came back while sockets were open
-                counters().set(key, 0, timeout=SOCKET_COUNT_TTL)
+            if cache.decr(key) < 0:  # the key expired and came back while sockets were open
+                cache.set(key, 0, timeout=SOCKET_COUNT_TTL)
         except ValueError:  # expired: nothing to count down
             pass
         except Exception as exc:
             logger.warning("the cache failed, socket count not released: %r", exc)
+
+
+def _redis_client(cache: BaseCache):
+    """The redis-py client behind Django's Redis cache (None for any other backend), for pipelines:
+    Django's cache API has none, and stores integers as plain Redis integers, so INCR and DECR apply."""
+    if isinstance(cache, RedisCache):
+        return cache._cache.get_client(write=True)
+    return None
 
 
 def client_ip(*, peer: str | None, forwarded_for: str | None) -> str:

@@ -121,3 +121,32 @@ def test_open_sockets_share_the_processs_redis_connections(two_processes, redis_
     finally:
         for page in pages:
             page.close()
+
+
+def test_socket_counts_in_redis_go_up_and_down_in_one_round_trip_each(redis_server, settings):
+    from types import SimpleNamespace
+
+    import redis
+
+    from chat import limits
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_server.url}
+    }
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "sockets_per_user": "2", "sockets_per_ip": "100"}
+    user, ip = SimpleNamespace(pk=uuid4().hex), f"10.9.{uuid4().int % 250}.1"
+
+    assert limits.socket_open(user=user, ip=ip)
+    assert limits.socket_open(user=user, ip=ip)
+    assert not limits.socket_open(user=user, ip=ip)  # over the user's cap: counted nowhere
+    limits.socket_closed(user=user, ip=ip)
+    assert limits.socket_open(user=user, ip=ip)
+
+    client = redis.Redis.from_url(redis_server.url)
+    stored = {
+        name: client.get(limits.counters().make_and_validate_key(limits.cache_key(name, part)))
+        for name, part in (("sockets_per_user", user.pk), ("sockets_per_ip", ip))
+    }
+    assert 0 < client.ttl(limits.counters().make_and_validate_key(limits.cache_key("sockets_per_ip", ip))) <= 3600
+    client.close()
+    assert stored == {"sockets_per_user": b"2", "sockets_per_ip": b"2"}
