@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from contextlib import ExitStack
 from uuid import uuid4
 
 import pytest
@@ -10,7 +11,7 @@ from websockets.sync.client import connect
 
 from tests.livesupport import unique
 
-from .test_layer_failures import RedisServer
+from .livesupport import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -107,20 +108,19 @@ def test_open_sockets_share_the_processs_redis_connections(two_processes, redis_
 
     first, _ = two_processes
     room = unique("many")
-    pages = [
-        connect(f"ws://127.0.0.1:{first.port}/ws/chat/{room}/", origin=first.url, proxy=None, open_timeout=10)
-        for _ in range(40)
-    ]
-    try:
+    with ExitStack() as stack:
+        pages = [
+            stack.enter_context(
+                connect(f"ws://127.0.0.1:{first.port}/ws/chat/{room}/", origin=first.url, proxy=None, open_timeout=10)
+            )
+            for _ in range(40)
+        ]
         for page in pages:
             assert "connection-status" in page.recv(timeout=5)  # counted, accepted
         client = redis.Redis.from_url(redis_server.url)
         held = len(client.client_list()) - 1  # this one aside
         client.close()
         assert held < 20, f"{held} Redis connections for 40 sockets over two processes"
-    finally:
-        for page in pages:
-            page.close()
 
 
 def test_socket_counts_in_redis_go_up_and_down_in_one_round_trip_each(redis_server, settings):

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from tests.livesupport import log_in, open_room, unique, users_in_room
 
+from .livesupport import RedisServer
 from .test_browser import message, send
-from .test_layer_failures import RedisServer
 
 pytestmark = pytest.mark.browser
 

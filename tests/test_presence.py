@@ -15,7 +15,7 @@ from chat import presence
 from chat.presence import View
 
 from .conftest import post_message
-from .test_layer_failures import RedisServer
+from .livesupport import RedisServer
 
 pytestmark = pytest.mark.presence
 
