@@ -8,13 +8,17 @@ gets exactly what comes after, appended in order, never a replacement of what it
 reached (from the database at a socket's first catch-up, then from every broadcast).
 A sync whose cursor is already there costs no query and sends nothing; while the seq is not
 known yet, one read serves every socket of the room that syncs meanwhile (a deploy's reconnect
-storm is one query per room and process, not one per socket).
+storm is one query per room and process, not one per socket). Likewise one catch-up serves
+every socket of a room asking for the same one at once (same cursor and time zone: after a lost
+broadcast or a layer outage, every socket of the room is behind by the same changes).
 """
 
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import days, db, fragments, selectors
 
@@ -26,13 +30,37 @@ MAX_CHANGES = 1000
 FRAME_MESSAGES = 50
 
 
+class SharedReads:
+    """Database reads under way, each shared by the sockets that ask for the same one while it runs,
+    provided it started after the socket joined its room's group: a read from before could miss a
+    change whose broadcast also came before the join."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, tuple[float, asyncio.Future]] = {}
+
+    async def get(self, key: Hashable, *, joined_at: float, read: Callable[[], Awaitable[Any]]) -> Any:
+        started, future = self._running.get(key, (float("-inf"), None))
+        if future is None or started < joined_at or future.get_loop() is not asyncio.get_running_loop():
+            started, future = time.monotonic(), asyncio.ensure_future(read())
+            self._running[key] = (started, future)
+            future.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(future)
+
+    def _done(self, key: Hashable, future: asyncio.Future) -> None:
+        if self._running.get(key, (0, None))[1] is future:
+            del self._running[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so a read nobody awaits any more is not logged as lost
+
+
 class RoomSeqs:
-    """The newest seq seen per room, kept only while this process has a socket in the room."""
+    """The newest seq seen per room, kept only while this process has a socket in the room, and the
+    reads its sockets share."""
 
     def __init__(self) -> None:
         self._members: Counter[str] = Counter()
         self._seq: dict[str, int] = {}
-        self._reads: dict[str, tuple[float, asyncio.Future[int]]] = {}  # room → (started, the read under way)
+        self._reads = SharedReads()
 
     def join(self, room: str) -> None:
         self._members[room] += 1
@@ -61,20 +89,22 @@ class RoomSeqs:
         known = self.known(room)
         if known is not None:
             return known
-        started, read = self._reads.get(room, (float("-inf"), None))
-        if read is None or started < joined_at:
-            started, read = time.monotonic(), asyncio.ensure_future(db.reads(selectors.room_seq)(room_name=room))
-            self._reads[room] = (started, read)
-            read.add_done_callback(lambda done: self._read_done(room, done))
-        seq = await asyncio.shield(read)
+        seq = await self._reads.get(
+            ("seq", room), joined_at=joined_at, read=lambda: db.reads(selectors.room_seq)(room_name=room)
+        )
         self.advance(room, seq)
         return seq
 
-    def _read_done(self, room: str, read: asyncio.Future[int]) -> None:
-        if self._reads.get(room, (0, None))[1] is read:
-            del self._reads[room]
-        if not read.cancelled():
-            read.exception()  # retrieved here, so a read nobody awaits any more is not logged as lost
+    async def catch_up(self, room: str, *, cursor: int, zone_name: str, joined_at: float) -> "CatchUp":
+        """What a socket at `cursor` missed (see `catch_up`), one read and render for every socket of the
+        room asking for the same at once (its frames are strings: every socket sends the same)."""
+        result = await self._reads.get(
+            ("catch-up", room, cursor, zone_name),
+            joined_at=joined_at,
+            read=lambda: db.reads(catch_up)(room_name=room, cursor=cursor, zone_name=zone_name),
+        )
+        self.advance(room, result.seq)
+        return result
 
     def forget(self) -> None:
         """The layer failed: broadcasts may have been lost, so nothing known is trusted any more."""

@@ -186,11 +186,12 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
 
     async def catch_up(self, *, cursor: int) -> None:
         """Send what comes after `cursor`, in order, and move this socket's position there."""
-        result = await db.reads(catch_up.catch_up)(room_name=self.room_name, cursor=cursor, zone_name=self.zone_name)
+        result = await catch_up.rooms.catch_up(
+            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at
+        )
         for frame in result.frames:
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)
-        catch_up.rooms.advance(self.room_name, result.seq)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
@@ -226,6 +227,8 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         nothing followed): rejoin if needed, and catch up if this page is behind."""
         if not self.joined:
             self.joined = await self.join()
+            if self.joined:  # only changes broadcast from now on reach it: shared reads must be newer
+                self.joined_at = time.monotonic()
         if self.seq is not None and self.seq < event["seq"]:
             await self.catch_up(cursor=self.seq)
 

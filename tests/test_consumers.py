@@ -258,6 +258,30 @@ async def test_pages_syncing_at_once_share_one_read_of_the_rooms_seq(connect, ro
     assert catch_up.rooms.known(room.name) == missed[-1].seq
 
 
+async def test_pages_behind_by_the_same_changes_share_one_catch_up(connect, room, alice, monkeypatch):
+    """A lost broadcast or a layer outage leaves every page of a room behind by the same changes: the
+    resync that follows reads and renders them once for all of them, not once per socket."""
+    from channels.layers import get_channel_layer
+
+    from chat import catch_up
+    from chat.models import room_group_name
+
+    [seen] = await create_messages(room, alice, 1)
+    pages = [await connect(room.name, cursor=seen.seq) for _ in range(10)]
+    for page in pages:
+        assert await page.receive_nothing(timeout=0.05)
+    missed = await create_messages(room, alice, 2)  # saved, never broadcast
+    reads = []
+    real = catch_up.catch_up
+    monkeypatch.setattr(catch_up, "catch_up", lambda **kw: reads.append(kw) or real(**kw))
+
+    await get_channel_layer().group_send(room_group_name(room.name), {"type": "chat.resync", "seq": missed[-1].seq})
+
+    for page in pages:
+        assert shown_ids(await receive_all(page)) == [message.pk for message in missed]
+    assert len(reads) == 1
+
+
 async def test_a_socket_never_renders_the_same_history_twice(connect, room, alice):
     await create_messages(room, alice, 5)
     page = await connect(room.name, cursor=0)
