@@ -115,6 +115,7 @@ def run(name: str, args: argparse.Namespace, directory: Path) -> dict:
     database = directory / f"{name}.sqlite3"
     env = servers.base_env(run_id="presence", database_url=f"sqlite:///{database}")
     env["CHAT_PRESENCE"] = presence
+    env["CHAT_LIMIT_SOCKETS_PER_IP"] = str(2 * args.clients + 100)  # every socket comes from this machine
     redis_process = None
     if redis:
         redis_process, env["REDIS_URL"] = start_redis(directory)

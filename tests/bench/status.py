@@ -46,6 +46,8 @@ class Tally:
     def count(self, text: str) -> None:
         if "beforeend:#messages" in text:
             kind = "message"
+        elif 'id="presence"' in text:  # who-is-here updates (they also carry a status): not liveness's
+            kind = "presence"
         elif 'id="connection-status"' in text:
             kind = "status only"
         else:
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="chat-status-"))
     env = servers.base_env(run_id=uuid.uuid4().hex[:8], database_url=f"sqlite:///{workdir / 'bench.sqlite3'}")
     env["CHAT_SOCKET_RATE"] = "100"  # the one sender posts once a second for a while
+    env["CHAT_LIMIT_SOCKETS_PER_IP"] = str(2 * args.clients + 100)  # every socket comes from this machine
     started = []
     try:
         servers.manage(env, "migrate", "--noinput")
@@ -137,15 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     idle_rate = idle_status / idle["seconds"] * 10
     flow_extra = (frames.get(("flow", "status only"), 0) + frames.get(("flow", "other"), 0)) / clients
     flow_messages = frames.get(("flow", "message"), 0) / clients
+    presence = {phase: frames.get((phase, "presence"), 0) / clients for phase in ("idle", "flow")}
     print(f"{clients} sockets in one room, one daphne (load average before: {load})")
     print(
         f"idle {idle['seconds']:.0f} s: {idle_status:.2f} status frames per socket = {idle_rate:.2f} per 10 s "
-        f"(target <= 1: {'yes' if idle_rate <= 1.0 else 'NO'}); server CPU {idle['cpu_s']:.2f} s"
+        f"(target <= 1: {'yes' if idle_rate <= 1.0 else 'NO'}); server CPU {idle['cpu_s']:.2f} s; "
+        f"besides, {presence['idle']:.2f} presence frames per socket (the last joins' list)"
     )
     print(
         f"flow {flow['seconds']:.0f} s, {flow['sent']} messages: {flow_messages:.1f} message frames and "
         f"{flow_extra:.2f} other frames per socket (target 0 extra: {'yes' if flow_extra < 0.05 else 'NO'}); "
-        f"server CPU {flow['cpu_s']:.2f} s"
+        f"server CPU {flow['cpu_s']:.2f} s; besides, {presence['flow']:.2f} presence frames per socket"
     )
     return 0 if idle_rate <= 1.0 and flow_extra < 0.05 else 1
 
