@@ -13,6 +13,7 @@ never needs it.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -384,3 +386,19 @@ class RedisServer:
 
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
+
+
+@contextmanager
+def redis_server_running(tests: str) -> Iterator[RedisServer]:
+    """A started RedisServer for `tests`, stopped afterwards. Without redis-server the tests are
+    skipped, except under CI, where they fail: they must run there."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"redis-server is missing: {tests} must run in CI.")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

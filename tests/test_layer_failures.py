@@ -5,8 +5,6 @@ and pause it without touching the machine's Redis.
 """
 
 import asyncio
-import os
-import shutil
 import time
 
 import pytest
@@ -18,23 +16,17 @@ from chat.models import Message
 from project.settings import redis_pubsub_layer
 
 from .conftest import message_frame
-from .livesupport import RedisServer
+from .livesupport import redis_server_running
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
 def redis_server(settings):
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: the Redis failure tests must run in CI.")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(server.url)}
-    channel_layers.backends.clear()
-    yield server
-    server.stop()
+    with redis_server_running("the Redis failure tests") as server:
+        settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(server.url)}
+        channel_layers.backends.clear()
+        yield server
 
 
 messages_with_body = database_sync_to_async(lambda body: Message.objects.filter(body=body).count())

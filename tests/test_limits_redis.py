@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 from contextlib import ExitStack
 from uuid import uuid4
 
@@ -11,7 +10,7 @@ from websockets.sync.client import connect
 
 from tests.livesupport import unique
 
-from .livesupport import RedisServer
+from .livesupport import redis_server_running
 
 pytestmark = pytest.mark.redis
 
@@ -27,16 +26,8 @@ print("COOKIE=sessionid=" + client.cookies["sessionid"].value + "; csrftoken=" +
 
 @pytest.fixture(scope="module")
 def redis_server():
-    if shutil.which("redis-server") is None:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: the Redis tests must run in CI.")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
+    with redis_server_running("the Redis limits tests") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

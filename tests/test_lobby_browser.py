@@ -1,8 +1,6 @@
 """End to end: the live lobby and unread counts between real Chromium pages, and presence across two
 daphne processes behind Redis when one is killed."""
 
-import os
-import shutil
 import time
 
 import pytest
@@ -10,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.livesupport import log_in, open_room, unique, users_in_room
 
-from .livesupport import RedisServer
+from .livesupport import redis_server_running
 from .test_browser import message, send
 
 pytestmark = pytest.mark.browser
@@ -93,15 +91,10 @@ def test_the_lobby_without_javascript_as_of_loading(new_page, daphne_server):
 
 @pytest.fixture
 def two_processes_private_redis(live_server_factory):
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: the cross-process presence test must run in CI.")
-        pytest.skip("redis-server is not installed")
-    redis = RedisServer()
-    redis.start()
-    first = live_server_factory(REDIS_URL=redis.url)
-    second = live_server_factory(REDIS_URL=redis.url, DATABASE_URL=first.env["DATABASE_URL"])
-    yield first, second
+    with redis_server_running("the cross-process presence test") as redis:
+        first = live_server_factory(REDIS_URL=redis.url)
+        second = live_server_factory(REDIS_URL=redis.url, DATABASE_URL=first.env["DATABASE_URL"])
+        yield first, second
     second.stop()
     first.stop()
     redis.stop()

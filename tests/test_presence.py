@@ -2,9 +2,7 @@
 and entries of a dead process expiring in Redis."""
 
 import asyncio
-import os
 import re
-import shutil
 import time
 
 import pytest
@@ -15,7 +13,7 @@ from chat import presence
 from chat.presence import View
 
 from .conftest import post_message
-from .livesupport import RedisServer
+from .livesupport import redis_server_running
 
 pytestmark = pytest.mark.presence
 
@@ -172,16 +170,11 @@ def test_the_room_page_without_anyone_says_so(client, room):
 
 @pytest.fixture
 def private_redis(settings):
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: the Redis presence tests must run in CI.")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer()
-    server.start()
-    settings.REDIS_URL = server.url
-    presence.reset()
-    yield server
-    presence.reset()
+    with redis_server_running("the Redis presence tests") as server:
+        settings.REDIS_URL = server.url
+        presence.reset()
+        yield server
+        presence.reset()
     server.stop()
 
 
