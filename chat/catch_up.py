@@ -81,11 +81,7 @@ class RoomSeqs:
 
     async def latest(self, room: str, *, joined_at: float) -> int:
         """The room's newest seq for a socket that joined the room's group at `joined_at` (monotonic).
-
-        Known already: no query. Else one database read, shared by every socket that asks while it
-        is under way, provided it started after that socket joined: a read from before could miss a
-        message whose broadcast also came before the join.
-        """
+        Known already: no query; else one read shared as `SharedReads` says."""
         known = self.known(room)
         if known is not None:
             return known
