@@ -161,7 +161,7 @@ def redis_pubsub_layer(urls: str | list[str]) -> dict:
     hosts = [
         {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15} for url in urls
     ]
-    return {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
+    return {"BACKEND": "chat.pubsub_layer.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
 
 
 if CHANNEL_LAYER == "memory":
