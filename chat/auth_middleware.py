@@ -1,4 +1,4 @@
-"""Socket auth middleware: Channels' cookie, session and auth middleware, with the session and user
+"""Socket auth middleware: the cookies, the session and the user of a handshake, with the session and user
 loaded on our read pool, many handshakes at once (who may post, re-checked on every post, is
 chat/socket_auth.py).
 
@@ -10,6 +10,11 @@ per load, as many loads at once as the read pool has threads). A quiet server lo
 at once, alone. The rules are Channels' own `get_user`: a user found in a batch counts only if the
 backend is Django's ModelBackend, the user may log in and the session's auth hash matches; anything
 else (no session, a stale hash, another backend) goes through `get_user` itself.
+
+One middleware does what Channels' CookieMiddleware, SessionMiddleware and AuthMiddleware do for a
+socket: each of those copies the scope and stays suspended in its `await` for the socket's whole life,
+so an idle socket held three scopes, three frames and a session wrapper (whose `send` only ever saves
+a session on an HTTP response, never on a socket).
 """
 
 import asyncio
@@ -17,8 +22,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-from channels.auth import AuthMiddleware, get_user
-from channels.sessions import CookieMiddleware, SessionMiddleware
+from channels.auth import get_user
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
@@ -27,6 +31,7 @@ from django.utils.crypto import constant_time_compare
 
 from . import db
 from .sessions import SessionStore
+from .socket_auth import scope_cookies
 
 BATCH = 200  # handshakes per load: bounds one load's time and the size of its IN lists
 
@@ -109,10 +114,15 @@ async def load_user(scope: dict[str, Any]) -> AbstractBaseUser | AnonymousUser:
     return await _loads[loop].user(scope)
 
 
-class PooledAuthMiddleware(AuthMiddleware):
-    async def resolve_scope(self, scope) -> None:
-        scope["user"]._wrapped = await load_user(scope)
+class SocketAuthMiddleware:
+    """ASGI middleware for sockets: scope["cookies"], scope["session"] and scope["user"] (as Channels' stack
+    names them), in one copy of the scope."""
 
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
-def PooledAuthMiddlewareStack(inner):  # named like Channels' AuthMiddlewareStack
-    return CookieMiddleware(SessionMiddleware(PooledAuthMiddleware(inner)))
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        cookies = scope_cookies(scope)
+        scope = dict(scope, cookies=cookies, session=SessionStore(cookies.get(settings.SESSION_COOKIE_NAME)))
+        scope["user"] = await load_user(scope)
+        return await self.inner(scope, receive, send)

@@ -8,6 +8,7 @@ listed exactly in CSRF_TRUSTED_ORIGINS. Behind a router that terminates TLS the 
 from SECURE_PROXY_SSL_HEADER, the same setting Django trusts for `request.is_secure()`.
 """
 
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.security.websocket import WebsocketDenier
@@ -58,7 +59,8 @@ class ExactOriginValidator:
     def __init__(self, application: Any) -> None:
         self.application = application
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
+        # Not a coroutine of its own: it hands over the inner app's, so it holds no frame while a socket lives.
         if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
-        return await self.application(scope, receive, send)
+            return WebsocketDenier()(scope, receive, send)
+        return self.application(scope, receive, send)

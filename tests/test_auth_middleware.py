@@ -93,3 +93,30 @@ async def test_a_failed_load_refuses_only_its_handshakes(connect, alice, monkeyp
     page = await connect("general", alice, cursor=None)
     assert [entry.username for entry in presence.here.values()] == ["alice"]
     await page.disconnect()
+
+
+async def test_the_middleware_gives_the_inner_app_cookies_session_and_user_in_one_scope_copy(transactional_db, alice):
+    session_key = await sync_to_async(logged_in)(alice)
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope)
+
+    scope = {"type": "websocket", "headers": [(b"cookie", f"sessionid={session_key}; csrftoken=abc".encode())]}
+    await auth_middleware.SocketAuthMiddleware(inner)(scope, None, None)
+    await auth_middleware.SocketAuthMiddleware(inner)({"type": "websocket", "headers": []}, None, None)
+
+    signed_in, anonymous = seen
+    assert signed_in["cookies"] == {"sessionid": session_key, "csrftoken": "abc"}
+    assert signed_in["session"].session_key == session_key
+    assert signed_in["user"].pk == alice.pk
+    assert not anonymous["user"].is_authenticated and anonymous["cookies"] == {}
+    assert set(scope) == {"type", "headers"}  # the handshake's own scope is left as it was
+
+
+async def test_an_open_socket_keeps_no_session_store(connect, alice):
+    await connect("general", alice)
+
+    (entry,) = presence.here.values()
+    assert entry.username == "alice"
+    assert "session" not in entry.socket.scope
