@@ -1,4 +1,4 @@
-"""Socket auth middleware: the cookies, the session and the user of a handshake, with the session and user
+"""Socket auth middleware: the user of a handshake (and the reader's time zone), with the session and user
 loaded on our read pool, many handshakes at once (who may post, re-checked on every post, is
 chat/socket_auth.py).
 
@@ -11,10 +11,10 @@ at once, alone. The rules are Channels' own `get_user`: a user found in a batch 
 backend is Django's ModelBackend, the user may log in and the session's auth hash matches; anything
 else (no session, a stale hash, another backend) goes through `get_user` itself.
 
-One middleware does what Channels' CookieMiddleware, SessionMiddleware and AuthMiddleware do for a
-socket: each of those copies the scope and stays suspended in its `await` for the socket's whole life,
-so an idle socket held three scopes, three frames and a session wrapper (whose `send` only ever saves
-a session on an HTTP response, never on a socket).
+One middleware does for a socket what Channels' CookieMiddleware, SessionMiddleware and AuthMiddleware
+do: each of those copies the scope and stays suspended in its `await` for the socket's whole life, so
+an idle socket held three scopes, three frames, a session wrapper (whose `send` only ever saves a
+session on an HTTP response, never on a socket) and the session's decoded data.
 """
 
 import asyncio
@@ -31,7 +31,7 @@ from django.utils.crypto import constant_time_compare
 
 from . import db
 from .sessions import SessionStore
-from .socket_auth import scope_cookies
+from .socket_auth import scope_session_key
 
 BATCH = 200  # handshakes per load: bounds one load's time and the size of its IN lists
 
@@ -115,14 +115,22 @@ async def load_user(scope: dict[str, Any]) -> AbstractBaseUser | AnonymousUser:
 
 
 class SocketAuthMiddleware:
-    """ASGI middleware for sockets: scope["cookies"], scope["session"] and scope["user"] (as Channels' stack
-    names them), in one copy of the scope."""
+    """ASGI middleware for sockets: scope["user"] (as Channels' AuthMiddleware names it) and scope["time_zone"]
+    (the reader's, which the room page they loaded put in their session), in one copy of the scope.
+
+    The socket keeps no session: each post re-reads it by the key in the cookie header (chat/socket_auth.py),
+    so an idle socket holds neither a session store nor its decoded data.
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        cookies = scope_cookies(scope)
-        scope = dict(scope, cookies=cookies, session=SessionStore(cookies.get(settings.SESSION_COOKIE_NAME)))
-        scope["user"] = await load_user(scope)
-        return await self.inner(scope, receive, send)
+        user, time_zone = await handshake(scope)
+        return await self.inner(dict(scope, user=user, time_zone=time_zone), receive, send)
+
+
+async def handshake(scope: dict[str, Any]) -> tuple[AbstractBaseUser | AnonymousUser, str | None]:
+    session = SessionStore(scope_session_key(scope))
+    user = await load_user({"session": session})
+    return user, session.get("time_zone")

@@ -70,7 +70,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             await self.send(text_data=fragments.compose_errors(errors=[TOO_MANY_SOCKETS]))
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
-        self.zone_name = socket_auth.handshake_time_zone(self.scope, default=DEFAULT_TIME_ZONE)
+        self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
         self.group_name = room_group_name(self.room_name)
         await self.accept()
         self.joined = await self.join()

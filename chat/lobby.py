@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from . import db, fragments, presence, selectors, socket_auth, unread  # noqa: F401  # unread: its flush follows room sockets
+from . import db, fragments, presence, selectors, unread  # noqa: F401  # unread: its flush follows room sockets
 from .models import DEFAULT_TIME_ZONE
 from .periodic import Periodic
 from .socket_base import PooledDatabaseWebsocketConsumer
@@ -65,7 +65,7 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.user_id = user.pk if user is not None and user.is_authenticated else None
-        self.zone_name = socket_auth.handshake_time_zone(self.scope, default=DEFAULT_TIME_ZONE)
+        self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
         # None: what the page shows is not known, so the next tick sends the list (it may have
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None

@@ -63,13 +63,6 @@ def scope_session_key(scope: dict[str, Any]) -> str:
     return scope_cookies(scope).get(settings.SESSION_COOKIE_NAME, "")
 
 
-def handshake_time_zone(scope: dict[str, Any], default: str) -> str:
-    """The reader's time zone, which the room page they loaded put in their session. The scope then lets
-    the session go: an idle socket keeps no copy of it (each post re-reads it by its key, above)."""
-    session = scope.pop("session", None)
-    return (session.get("time_zone") if session is not None else None) or default
-
-
 def session_user(scope: dict[str, Any]) -> AbstractBaseUser | None:
     """The socket's user if its session is still theirs: it exists, the user is active, and the
     password has not changed since (Django's session auth hash). Synchronous: it queries."""

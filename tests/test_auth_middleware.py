@@ -2,10 +2,12 @@
 own get_user would give it, with two queries for a whole batch."""
 
 import asyncio
+import gc
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
 from django.test import Client
 
@@ -95,28 +97,41 @@ async def test_a_failed_load_refuses_only_its_handshakes(connect, alice, monkeyp
     await page.disconnect()
 
 
-async def test_the_middleware_gives_the_inner_app_cookies_session_and_user_in_one_scope_copy(transactional_db, alice):
-    session_key = await sync_to_async(logged_in)(alice)
+async def test_the_middleware_gives_the_inner_app_the_user_and_time_zone_in_one_scope_copy(transactional_db, alice):
+    def logged_in_in_tokyo():
+        session = SessionStore(logged_in(alice))
+        session["time_zone"] = "Asia/Tokyo"  # as the room page stores it
+        session.save()
+        return session.session_key
+
+    session_key = await sync_to_async(logged_in_in_tokyo)()
     seen = []
 
     async def inner(scope, receive, send):
         seen.append(scope)
 
-    scope = {"type": "websocket", "headers": [(b"cookie", f"sessionid={session_key}; csrftoken=abc".encode())]}
+    cookie = f"sessionid={session_key}; csrftoken=abc".encode()
+    scope = {"type": "websocket", "headers": [(b"cookie", cookie)]}
     await auth_middleware.SocketAuthMiddleware(inner)(scope, None, None)
     await auth_middleware.SocketAuthMiddleware(inner)({"type": "websocket", "headers": []}, None, None)
 
     signed_in, anonymous = seen
-    assert signed_in["cookies"] == {"sessionid": session_key, "csrftoken": "abc"}
-    assert signed_in["session"].session_key == session_key
-    assert signed_in["user"].pk == alice.pk
-    assert not anonymous["user"].is_authenticated and anonymous["cookies"] == {}
+    assert signed_in["user"].pk == alice.pk and signed_in["time_zone"] == "Asia/Tokyo"
+    assert not anonymous["user"].is_authenticated and anonymous["time_zone"] is None
+    assert "session" not in signed_in  # each post re-reads it by the cookie's key
     assert set(scope) == {"type", "headers"}  # the handshake's own scope is left as it was
 
 
-async def test_an_open_socket_keeps_no_session_store(connect, alice):
-    await connect("general", alice)
+async def test_open_sockets_keep_no_session_store(connect, alice, bob):
+    keys = set()
+    for user in (alice, bob):
+        client = Client()
+        await sync_to_async(client.force_login)(user)
+        keys.add(client.cookies["sessionid"].value)
+        await connect("general", client=client)
 
-    (entry,) = presence.here.values()
-    assert entry.username == "alice"
-    assert "session" not in entry.socket.scope
+    gc.collect()
+    held = [obj for obj in gc.get_objects() if isinstance(obj, SessionBase) and obj.session_key in keys]
+
+    assert sorted(entry.username for entry in presence.here.values()) == ["alice", "bob"]
+    assert held == []
