@@ -78,9 +78,12 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         catch_up.rooms.join(self.room_name)
         layer_watch.watch(self.channel_name, self.room_name)
         liveness.register(self)
-        await self.join_user_group()
         await self.send(text_data=fragments.connection_status())
         await presence.join(self)
+        user = self.scope.get("user")
+        self.follows_session = user is not None and user.is_authenticated  # a logout elsewhere closes it
+        if self.follows_session:
+            socket_auth.listener().follow()
 
     async def join(self) -> bool:
         """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
@@ -92,26 +95,13 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             return False
         return True
 
-    async def join_user_group(self) -> None:
-        """A signed-in socket listens for its session ending (socket_auth sends to this group)."""
-        user = self.scope.get("user")
-        self.user_group = socket_auth.user_group_name(user.pk) if user and user.is_authenticated else None
-        if self.user_group:
-            try:
-                await self.channel_layer.group_add(self.user_group, self.channel_name)
-            except Exception as exc:  # each post still re-checks the session
-                logger.warning("joining %s failed: %r", self.user_group, exc)
-
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
             await sync_to_async(limits.socket_closed, thread_sensitive=False)(
                 user=self.scope.get("user"), ip=self.client_ip
             )
-        if getattr(self, "user_group", None):
-            try:
-                await self.channel_layer.group_discard(self.user_group, self.channel_name)
-            except Exception as exc:
-                logger.info("leaving %s failed: %r", self.user_group, exc)
+        if getattr(self, "follows_session", False):
+            socket_auth.listener().unfollow()
         if hasattr(self, "group_name"):
             liveness.unregister(self)
             await presence.leave(self)

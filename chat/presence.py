@@ -279,6 +279,11 @@ def sockets_in(room_name: str) -> list[Here]:
     return [here[channel] for channel in room.channels if channel in here] if room else []
 
 
+def sockets_of_user(user_id: str | None) -> list[Here]:
+    """The room sockets of a signed-in user (by the str of their pk) in this process."""
+    return [entry for entry in here.values() if user_id is not None and str(entry.user_id) == user_id]
+
+
 async def join(socket: Socket) -> None:
     """A room socket opened: register it, store its member, and have the room's lists updated."""
     user = socket.scope.get("user")

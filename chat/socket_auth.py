@@ -4,14 +4,18 @@ A socket is authenticated once, at its handshake, and may stay open for days. So
 re-reads the session (it still exists, its user is active, its password hash still matches:
 Django's own `get_user`) and checks the frame's CSRF token against the socket's `csrftoken`
 cookie with Django's own CSRF functions. Logging out, deactivating a user or changing their
-password also tells that user's sockets at once, on every process: each authenticated socket
-joins the group `user.<pk>`, and the signals below send it `session.ended` (logout: the socket
-of that session closes) or `session.check` (the user row changed: every socket re-checks).
+password also tells that user's sockets at once, on every process: the signals below send
+`session.ended` (logout: the socket of that session closes) or `session.check` (the user row
+changed: every socket re-checks) to the group `sessions`, in which each process listens with one
+channel while it has signed-in room sockets, and passes each notice on to its user's sockets there.
+(Before, each signed-in socket joined a group of its user: with Redis, a subscription per socket.)
 """
 
 import asyncio
 import hashlib
 import logging
+import weakref
+from collections.abc import Awaitable, Callable
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -31,19 +35,22 @@ from django.middleware.csrf import (
     _unmask_cipher_token,
 )
 
+from . import presence
+
 logger = logging.getLogger(__name__)
 
 STALE_PAGE = "This page has expired: reload it to send messages."
 # A hung layer must not hold up a logout or an admin save for long.
 NOTIFY_TIMEOUT = 2.0
+SESSIONS_GROUP = "sessions"
+# The listener's channel joins its group again every REJOIN_INTERVAL (the list-based Redis layer
+# ends group memberships after a day), and retries after RETRY_INTERVAL while the layer is down.
+REJOIN_INTERVAL = 3600.0
+RETRY_INTERVAL = 5.0
 
 
 class SignedOut(Exception):
     """The socket's session has ended: the page is told, and the socket closed for good."""
-
-
-def user_group_name(user_pk: Any) -> str:
-    return f"user.{user_pk}"
 
 
 def session_digest(session_key: str) -> str:
@@ -115,7 +122,8 @@ def notify(user_pk: Any, event: dict[str, Any]) -> None:
     """Send an event to every socket of a user, on every process. Never fails the caller."""
 
     async def send() -> None:
-        await asyncio.wait_for(get_channel_layer().group_send(user_group_name(user_pk), event), NOTIFY_TIMEOUT)
+        notice = {**event, "user": str(user_pk)}
+        await asyncio.wait_for(get_channel_layer().group_send(SESSIONS_GROUP, notice), NOTIFY_TIMEOUT)
 
     try:
         async_to_sync(send)()
@@ -140,3 +148,70 @@ def sessions_changed(*, user_pk: Any) -> None:
     """The user's row changed in a way that may end their sessions (also for writes that bypass
     `save()`, such as a staff removal's update): once committed, each of their sockets re-checks."""
     transaction.on_commit(lambda: notify(user_pk, {"type": "session.check"}))
+
+
+class Listener:
+    """One event loop's listener for session notices: a channel in SESSIONS_GROUP, open while the loop
+    has signed-in room sockets. Each notice goes on to the room sockets of its user here, through the
+    layer, so that each socket handles it in order with its other messages."""
+
+    def __init__(self) -> None:
+        self.sockets = 0
+        self.task: asyncio.Task | None = None
+
+    def follow(self) -> None:
+        self.sockets += 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.listen(), name="session notices")
+
+    def unfollow(self) -> None:
+        self.sockets = max(self.sockets - 1, 0)
+        if not self.sockets and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def listen(self) -> None:
+        layer = get_channel_layer()
+        channel = await retrying("opening the session notices' channel", layer.new_channel)
+        member = asyncio.ensure_future(stay_in_group(layer, channel))
+        try:
+            while True:
+                event = await retrying("receiving session notices", layer.receive, channel)
+                for entry in presence.sockets_of_user(event.get("user")):
+                    try:
+                        await layer.send(entry.socket.channel_name, event)
+                    except Exception as exc:  # the per-post check still refuses the socket's next post
+                        logger.warning("passing on %s failed: %r", event.get("type"), exc)
+        finally:
+            member.cancel()
+            try:
+                await layer.group_discard(SESSIONS_GROUP, channel)
+            except Exception as exc:
+                logger.info("leaving %s failed: %r", SESSIONS_GROUP, exc)
+
+
+async def retrying(doing: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """`call(*args)`, tried again every RETRY_INTERVAL while the layer is down."""
+    while True:
+        try:
+            return await call(*args)
+        except Exception as exc:
+            logger.warning("%s failed, retrying: %r", doing, exc)
+            await asyncio.sleep(RETRY_INTERVAL)
+
+
+async def stay_in_group(layer: Any, channel: str) -> None:
+    while True:
+        await retrying(f"joining {SESSIONS_GROUP}", layer.group_add, SESSIONS_GROUP, channel)
+        await asyncio.sleep(REJOIN_INTERVAL)
+
+
+_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Listener] = weakref.WeakKeyDictionary()
+
+
+def listener() -> Listener:
+    """The running event loop's listener (each test has a loop of its own; daphne has one)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _listeners:
+        _listeners[loop] = Listener()
+    return _listeners[loop]

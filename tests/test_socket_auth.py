@@ -3,16 +3,21 @@
 Closing uses code 4401, which htmx does not retry; the page is first told it is signed out.
 """
 
+import asyncio
 from uuid import uuid4
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.test import Client
 
+from chat import socket_auth
 from chat.consumers import CLOSE_SIGNED_OUT
-from chat.models import Message
+from chat.models import Message, room_group_name
+from chat.socket_auth import SESSIONS_GROUP
 
 from .conftest import message_frame, receive_all
 
@@ -167,3 +172,30 @@ async def test_a_staff_removal_closes_the_removed_users_sockets(connect, alice, 
     await database_sync_to_async(services.user_deactivate)(user=alice, by=staff, delete_messages=False)
 
     await assert_signed_out(socket)
+
+
+async def test_a_process_hears_session_notices_on_one_channel_only_while_it_has_signed_in_sockets(connect, alice, bob):
+    layer = get_channel_layer()
+    pages = [await connect("general", alice), await connect("random", alice), await connect("general", bob)]
+    anonymous = await connect("general")
+
+    assert set(layer.groups) == {room_group_name("general"), room_group_name("random"), SESSIONS_GROUP}
+    assert len(layer.groups[SESSIONS_GROUP]) == 1  # not one per socket, nor per user
+    for page in pages:
+        await page.disconnect()
+    await asyncio.sleep(0.1)
+
+    assert SESSIONS_GROUP not in layer.groups  # anonymous sockets have no session to follow
+    await anonymous.send_to(text_data=message_frame("hello"))
+    assert any("Log in to chat" in frame for frame in await receive_all(anonymous))
+
+
+async def test_a_notice_for_one_user_leaves_other_users_sockets_alone(connect, alice, bob):
+    alices, bobs = await connect("general", alice), await connect("general", bob)
+
+    await database_sync_to_async(lambda: User.objects.filter(pk=bob.pk).update(is_active=False))()
+    await sync_to_async(socket_auth.notify)(bob.pk, {"type": "session.check"})
+
+    await assert_signed_out(bobs)
+    await alices.send_to(text_data=message_frame("alice is still here"))
+    assert any("alice is still here" in frame for frame in await receive_all(alices))
