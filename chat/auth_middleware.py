@@ -127,7 +127,11 @@ class SocketAuthMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         user, time_zone = await handshake(scope)
-        return await self.inner(dict(scope, user=user, time_zone=time_zone), receive, send)
+        inner = self.inner(dict(scope, user=user, time_zone=time_zone), receive, send)
+        # This frame stays suspended for as long as the socket lives: it must not keep the scope it was
+        # given (the router's copy) alive beside the socket's own.
+        del scope
+        return await inner
 
 
 async def handshake(scope: dict[str, Any]) -> tuple[AbstractBaseUser | AnonymousUser, str | None]:

@@ -15,14 +15,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat import backpressure  # noqa: E402
-from chat.auth_middleware import SocketAuthMiddleware  # noqa: E402
 from chat.origins import ExactOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": ExactOriginValidator(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": ExactOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
 

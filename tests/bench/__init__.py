@@ -21,7 +21,8 @@ project.asgi:application), the bench
    `web:` line, listening on 127.0.0.1) on a fresh SQLite file, migrated, or on --database-url;
    REDIS_URL points at a dedicated Redis db index (--redis-url, default /5) that is FLUSHDB'd first;
 2. connects the sender, a signed-in user (a real login session created with Django's test
-   client in `manage.py shell`), and reads the servers' memory;
+   client in `manage.py shell`), opens and closes one socket on every other process (a process's
+   first socket pays one-time costs, not per-socket ones), and reads the servers' memory;
 3. opens --clients receivers at once, split evenly across the processes, and times each
    handshake; ours' receivers are each a signed-in user with a login session of its own (so
    every connect loads a session and a user; --anonymous: none), the tutorial's are anonymous

@@ -294,6 +294,20 @@ def sync_frame(spec: LoadSpec) -> str:
     return htmx_frame({"after": "0"}, "sync", spec.page_url)
 
 
+async def warm_up(spec: LoadSpec) -> None:
+    """One socket opened and closed on each server the sender is not on: a process's first socket pays
+    one-time costs (lazy imports, thread pools, connections) that are not any idle socket's memory."""
+    for port in spec.ports[1:]:
+        ws = await asyncio.wait_for(
+            ws_connect(spec.host, port, spec.path, origin=f"http://{spec.host}:{port}", cookie=spec.cookie),
+            spec.connect_timeout,
+        )
+        if spec.app == "ours":
+            await ws.send_text(sync_frame(spec))
+        await asyncio.sleep(0.5)
+        ws.close()
+
+
 async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]]) -> dict[str, Any]:
     """Connect everyone, let them idle, send at the fixed rate, wait for the deliveries, close."""
     tally = Tally()
@@ -304,6 +318,7 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
     sender = Sender(spec, tally)
     await sender.connect()
     try:
+        await warm_up(spec)
         await asyncio.sleep(1.0)
         before = sample_servers()
 
