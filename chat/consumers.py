@@ -10,7 +10,6 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -61,10 +60,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             await self.close(code=CLOSE_BAD_ROOM)
             return
         self.client_ip = limits.scope_ip(self.scope)
-        # The cache may be Redis: a thread of its own, not the database's.
-        self.counted = await sync_to_async(limits.socket_open, thread_sensitive=False)(
-            user=self.scope.get("user"), ip=self.client_ip
-        )
+        self.counted = await limits.socket_open(user=self.scope.get("user"), ip=self.client_ip)
         if not self.counted:
             await self.accept()
             await self.send(text_data=fragments.compose_errors(errors=[TOO_MANY_SOCKETS]))
@@ -97,9 +93,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
-            await sync_to_async(limits.socket_closed, thread_sensitive=False)(
-                user=self.scope.get("user"), ip=self.client_ip
-            )
+            await limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip)
         if getattr(self, "follows_session", False):
             socket_auth.listener().unfollow()
         if hasattr(self, "group_name"):

@@ -11,13 +11,16 @@ Who the client is: see `client_ip`. If the cache fails, limits let everything th
 (and say so in the log) rather than stopping the chat.
 """
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -29,6 +32,10 @@ from django.http import HttpRequest
 logger = logging.getLogger(__name__)
 
 SOCKET_COUNT_TTL = 3600
+# Connections an event loop's socket counters may hold (a storm's handshakes queue for them, each
+# waiting at most SOCKET_COUNTER_WAIT seconds, rather than each opening one).
+SOCKET_COUNTER_CONNECTIONS = 4
+SOCKET_COUNTER_WAIT = 10.0
 POSTING_TOO_FAST = "You are posting too fast. Wait a minute, then send again."
 
 
@@ -50,6 +57,7 @@ def _caches_changed(*, setting: str, **kwargs: Any) -> None:
     global _counters
     if setting == "CACHES":
         _counters = None
+        _async_clients.clear()
 
 
 class RateLimited(ValidationError):
@@ -118,36 +126,40 @@ def post_allowed(*, user: Any, ip: str | None) -> None:
         raise RateLimited(POSTING_TOO_FAST)
 
 
-def socket_open(*, user: Any, ip: str) -> bool:
-    """Count an opening socket for its user and address; False (and nothing counted) beyond the caps."""
+async def socket_open(*, user: Any, ip: str) -> bool:
+    """Count an opening socket for its user and address; False (and nothing counted) beyond the caps.
+
+    On the event loop, with no thread: the local-memory cache answers at once, Redis through an asyncio
+    client. (Handing each handshake to a thread cost a storm's process its thread pool's stacks and
+    malloc arenas, and the GIL hand-offs.)"""
     names = [
         (name, cache_key(name, part))
         for name, part in (("sockets_per_ip", ip), ("sockets_per_user", getattr(user, "pk", None)))
         if part is not None
     ]
     try:
-        counts = _count_up([key for _, key in names])
+        counts = await _count_up([key for _, key in names])
     except Exception as exc:
         logger.warning("the cache failed, socket caps not applied: %r", exc)
         return True
     if any(count > int(settings.CHAT_LIMITS[name]) for (name, _), count in zip(names, counts, strict=True)):
-        socket_keys_release([key for _, key in names])
+        await socket_keys_release([key for _, key in names])
         return False
     return True
 
 
-def socket_closed(*, user: Any, ip: str) -> None:
+async def socket_closed(*, user: Any, ip: str) -> None:
     keys = [cache_key("sockets_per_ip", ip)]
     if getattr(user, "pk", None) is not None:
         keys.append(cache_key("sockets_per_user", user.pk))
-    socket_keys_release(keys)
+    await socket_keys_release(keys)
 
 
-def _count_up(keys: list[str]) -> list[int]:
+async def _count_up(keys: list[str]) -> list[int]:
     """Add one to each socket counter (created at 0 if missing, its expiry pushed forward); the new counts.
     With Redis, all of it in one round trip: a reconnect storm's every handshake does this."""
     cache = counters()
-    client = _redis_client(cache)
+    client = _async_redis(cache)
     if client is None:
         counts = []
         for key in keys:
@@ -155,28 +167,28 @@ def _count_up(keys: list[str]) -> list[int]:
             counts.append(cache.incr(key))
             cache.touch(key, SOCKET_COUNT_TTL)
         return counts
-    with client.pipeline(transaction=False) as pipe:
+    async with client.pipeline(transaction=False) as pipe:
         for key in keys:
             stored = cache.make_and_validate_key(key)
             pipe.set(stored, 0, nx=True, ex=SOCKET_COUNT_TTL)  # what cache.add does
             pipe.incr(stored)
             pipe.expire(stored, SOCKET_COUNT_TTL)  # what cache.touch does
-        return pipe.execute()[1::3]
+        return (await pipe.execute())[1::3]
 
 
-def socket_keys_release(keys: list[str]) -> None:
+async def socket_keys_release(keys: list[str]) -> None:
     cache = counters()
     try:
-        client = _redis_client(cache)
+        client = _async_redis(cache)
         if client is not None:
             stored = [cache.make_and_validate_key(key) for key in keys]
-            with client.pipeline(transaction=False) as pipe:
+            async with client.pipeline(transaction=False) as pipe:
                 for key in stored:
                     pipe.decr(key)
-                counts = pipe.execute()
+                counts = await pipe.execute()
             for key, count in zip(stored, counts, strict=True):
                 if count < 0:  # the key expired and came back while sockets were open
-                    client.set(key, 0, ex=SOCKET_COUNT_TTL)
+                    await client.set(key, 0, ex=SOCKET_COUNT_TTL)
             return
     except Exception as exc:
         logger.warning("the cache failed, socket count not released: %r", exc)
@@ -191,12 +203,28 @@ def socket_keys_release(keys: list[str]) -> None:
             logger.warning("the cache failed, socket count not released: %r", exc)
 
 
-def _redis_client(cache: BaseCache):
-    """The redis-py client behind Django's Redis cache (None for any other backend), for pipelines:
-    Django's cache API has none, and stores integers as plain Redis integers, so INCR and DECR apply."""
-    if isinstance(cache, RedisCache):
-        return cache._cache.get_client(write=True)
-    return None
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+
+
+def _async_redis(cache: BaseCache) -> redis.asyncio.Redis | None:
+    """An asyncio client of the Redis server behind Django's Redis cache (None for any other backend), one
+    per event loop (its connections belong to the loop), for pipelines: Django's cache API has none, and
+    stores integers as plain Redis integers, so INCR and DECR apply to its keys."""
+    if not isinstance(cache, RedisCache):
+        return None
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        options = cache._options  # the cache's OPTIONS: its timeouts
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            cache._servers[0],
+            max_connections=SOCKET_COUNTER_CONNECTIONS,
+            timeout=SOCKET_COUNTER_WAIT,
+            socket_timeout=options.get("socket_timeout", 2),
+            socket_connect_timeout=options.get("socket_connect_timeout", 2),
+        )
+        client = _async_clients[loop] = redis.asyncio.Redis(connection_pool=pool)
+    return client
 
 
 def client_ip(*, peer: str | None, forwarded_for: str | None) -> str:

@@ -35,7 +35,9 @@ def limit(settings):
 
 
 async def test_posts_per_user_add_up_over_sockets_reconnects_and_the_form(connect, alice, bob, limit):
-    limit("posts_per_user", "5/60")
+    limit(
+        "posts_per_user", "5/3600"
+    )  # an hour-long window: a minute-long one made the test fail whenever it straddled two
     first = await connect("general", alice)
     second = await connect("random", alice)
     for i in range(2):
@@ -67,7 +69,9 @@ async def test_posts_per_user_add_up_over_sockets_reconnects_and_the_form(connec
 
 async def test_posts_per_address_add_up_over_users(connect, alice, bob, settings, limit):
     settings.CHAT_PROXY_HOPS = 1
-    limit("posts_per_ip", "3/60")
+    limit(
+        "posts_per_ip", "3/3600"
+    )  # an hour-long window: a minute-long one made the test fail whenever it straddled two
     alice_socket = await connect("general", alice, headers=from_ip("203.0.113.7"))
     bob_socket = await connect("general", bob, headers=from_ip("203.0.113.7"))
     carol = await database_sync_to_async(User.objects.create_user)("carol", password="correct-horse-battery")
