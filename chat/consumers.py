@@ -53,22 +53,22 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         self.joined_at: float | None = None  # when it joined the room's group (monotonic)
         self.last_sent = time.monotonic()
         self.throttle = TokenBucket(burst=FRAME_BURST, rate=FRAME_RATE)
+        # Accepted first, refused after: the page hears why (a refused handshake looks like a network
+        # error, which htmx retries), and the handshake does not wait for the socket count.
+        await self.accept()
         try:
             room_name_validator(self.room_name)
         except ValidationError:
-            await self.accept()
             await self.close(code=CLOSE_BAD_ROOM)
             return
         self.client_ip = limits.scope_ip(self.scope)
         self.counted = await limits.socket_open(user=self.scope.get("user"), ip=self.client_ip)
         if not self.counted:
-            await self.accept()
             await self.send(text_data=fragments.compose_errors(errors=[TOO_MANY_SOCKETS]))
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
         self.group_name = room_group_name(self.room_name)
-        await self.accept()
         self.joined = await self.join()
         self.joined_at = time.monotonic()
         catch_up.rooms.join(self.room_name)
