@@ -127,3 +127,31 @@ async def test_pubsub_layer_delivers_through_redis_and_unsubscribes_a_closed_rec
         assert two not in loop_layer.channels
     finally:
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_pubsub_layer_unsubscribes_a_closed_receiver_even_when_the_close_is_cut_short(redis_url):
+    import redis.asyncio
+
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    observer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        channel = await layer.new_channel()
+        waiting = asyncio.create_task(layer.receive(channel))
+        await asyncio.sleep(0.05)
+        assert channel.encode() in await observer.pubsub_channels()
+        shard = layer._get_layer()._get_shard(channel)
+
+        async with shard._lock:  # a mass close: other sockets hold the shard connection
+            waiting.cancel()
+            await asyncio.sleep(0.05)
+            assert waiting.done()  # the receive ends at once: a second cancellation has nothing to cut short
+
+        for _ in range(50):
+            if channel.encode() not in await observer.pubsub_channels():
+                break
+            await asyncio.sleep(0.02)
+        assert channel.encode() not in await observer.pubsub_channels()
+    finally:
+        await observer.aclose()
+        await layer.flush()
