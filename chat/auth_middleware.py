@@ -18,7 +18,6 @@ session on an HTTP response, never on a socket) and the session's decoded data.
 """
 
 import asyncio
-import weakref
 from collections import deque
 from typing import Any
 
@@ -30,6 +29,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils.crypto import constant_time_compare
 
 from . import db
+from .loops import PerLoop
 from .sessions import SessionStore
 from .socket_auth import scope_session_key
 
@@ -104,14 +104,11 @@ class Loads:
                     future.set_result(user)
 
 
-_loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loads] = weakref.WeakKeyDictionary()
+_loads = PerLoop(Loads)
 
 
 async def load_user(scope: dict[str, Any]) -> AbstractBaseUser | AnonymousUser:
-    loop = asyncio.get_running_loop()
-    if loop not in _loads:
-        _loads[loop] = Loads()
-    return await _loads[loop].user(scope)
+    return await _loads.get().user(scope)
 
 
 class SocketAuthMiddleware:
@@ -137,4 +134,4 @@ class SocketAuthMiddleware:
 async def handshake(scope: dict[str, Any]) -> tuple[AbstractBaseUser | AnonymousUser, str | None]:
     session = SessionStore(scope_session_key(scope))
     user = await load_user({"session": session})
-    return user, session.get("time_zone")
+    return user, session.get("time_zone")  # read with the user, on the pool (users_of reads every session)

@@ -11,12 +11,10 @@ Who the client is: see `client_ip`. If the cache fails, limits let everything th
 (and say so in the log) rather than stopping the chat.
 """
 
-import asyncio
 import hashlib
 import ipaddress
 import logging
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,8 @@ from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest
+
+from .loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -203,28 +203,27 @@ async def socket_keys_release(keys: list[str]) -> None:
             logger.warning("the cache failed, socket count not released: %r", exc)
 
 
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+def _new_async_client() -> redis.asyncio.Redis:
+    cache = counters()
+    options = cache._options  # the cache's OPTIONS: its timeouts
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        cache._servers[0],
+        max_connections=SOCKET_COUNTER_CONNECTIONS,
+        timeout=SOCKET_COUNTER_WAIT,
+        socket_timeout=options.get("socket_timeout", 2),
+        socket_connect_timeout=options.get("socket_connect_timeout", 2),
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+_async_clients = PerLoop(_new_async_client)  # its connections belong to the loop
 
 
 def _async_redis(cache: BaseCache) -> redis.asyncio.Redis | None:
-    """An asyncio client of the Redis server behind Django's Redis cache (None for any other backend), one
-    per event loop (its connections belong to the loop), for pipelines: Django's cache API has none, and
-    stores integers as plain Redis integers, so INCR and DECR apply to its keys."""
-    if not isinstance(cache, RedisCache):
-        return None
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        options = cache._options  # the cache's OPTIONS: its timeouts
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            cache._servers[0],
-            max_connections=SOCKET_COUNTER_CONNECTIONS,
-            timeout=SOCKET_COUNTER_WAIT,
-            socket_timeout=options.get("socket_timeout", 2),
-            socket_connect_timeout=options.get("socket_connect_timeout", 2),
-        )
-        client = _async_clients[loop] = redis.asyncio.Redis(connection_pool=pool)
-    return client
+    """An asyncio client of the Redis server behind Django's Redis cache (None for any other backend), for
+    pipelines: Django's cache API has none, and stores integers as plain Redis integers, so INCR and DECR
+    apply to its keys."""
+    return _async_clients.get() if isinstance(cache, RedisCache) else None
 
 
 def client_ip(*, peer: str | None, forwarded_for: str | None) -> str:

@@ -24,11 +24,9 @@ frame per socket per second while every join changes the count.
 This module also keeps the process's registry of room sockets (`here`), which typing and unread use.
 """
 
-import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +38,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from .loops import PerLoop
 from .models import room_group_name
 from .periodic import Periodic
 
@@ -131,20 +130,13 @@ class RedisPresence:
     """Every process: a sorted set per room, member → expiry; expired members are dropped by each read."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.sync_client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        timeouts = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
+        # redis.asyncio connections belong to the loop that made them.
+        self.clients = PerLoop(lambda: redis.asyncio.Redis.from_url(url, **timeouts))
+        self.sync_client = redis.Redis.from_url(url, **timeouts)
 
     def client(self) -> redis.asyncio.Redis:
-        # redis.asyncio connections belong to the loop that made them.
-        loop = asyncio.get_running_loop()
-        if loop not in self.clients:
-            self.clients[loop] = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-            )
-        return self.clients[loop]
+        return self.clients.get()
 
     async def add(self, room: str, members: Mapping[str, float]) -> None:
         key = KEY.format(room)

@@ -14,7 +14,6 @@ channel while it has signed-in room sockets, and passes each notice on to its us
 import asyncio
 import hashlib
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from importlib import import_module
 from types import SimpleNamespace
@@ -36,6 +35,7 @@ from django.middleware.csrf import (
 )
 
 from . import presence
+from .loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +206,9 @@ async def stay_in_group(layer: Any, channel: str) -> None:
         await asyncio.sleep(REJOIN_INTERVAL)
 
 
-_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Listener] = weakref.WeakKeyDictionary()
+_listeners = PerLoop(Listener)
 
 
 def listener() -> Listener:
-    """The running event loop's listener (each test has a loop of its own; daphne has one)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _listeners:
-        _listeners[loop] = Listener()
-    return _listeners[loop]
+    """The running event loop's listener."""
+    return _listeners.get()
