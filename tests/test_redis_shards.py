@@ -5,18 +5,15 @@ processes on one database, each listing both servers; rooms picked so that each
 shard carries at least one. Every message must reach every page, across processes.
 """
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from channels_redis.utils import _consistent_hash
 from playwright.sync_api import expect
 
 from chat.models import room_group_name
-from tests.livesupport import free_port, unique, users_in_room
+from tests.livesupport import redis_server_running, unique, users_in_room
 
 from .test_browser import message, send
 
@@ -25,34 +22,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 LIVE = 2_000
 
 
-def start_redis() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"redis-server on {port} did not start")
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def shards() -> Iterator[list[str]]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")  # tests/test_layer_failures.py makes this a CI failure
-    started = [start_redis() for _ in range(2)]
-    yield [url for _, url in started]
-    for process, _ in started:
-        process.terminate()
-        process.wait(timeout=10)
+    with ExitStack() as stack:
+        servers = [stack.enter_context(redis_server_running("the Redis shard tests")) for _ in range(2)]
+        yield [server.url for server in servers]
 
 
 @pytest.fixture(scope="module")
