@@ -9,8 +9,10 @@ class ChatConfig(AppConfig):
         from django.contrib.auth import get_user_model, user_logged_out
         from django.db.models.signals import post_save
 
-        from . import socket_auth
+        from chat.realtime import session_notices
 
-        # A session that ends closes its sockets (see socket_auth).
-        user_logged_out.connect(socket_auth.on_logged_out, dispatch_uid="chat.socket_auth.logged_out")
-        post_save.connect(socket_auth.on_user_saved, sender=get_user_model(), dispatch_uid="chat.socket_auth.saved")
+        # A session that ends closes its sockets (see chat/realtime/session_notices.py).
+        user_logged_out.connect(session_notices.on_logged_out, dispatch_uid="chat.session_notices.logged_out")
+        post_save.connect(
+            session_notices.on_user_saved, sender=get_user_model(), dispatch_uid="chat.session_notices.saved"
+        )

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from django.utils import timezone
 
-from .models import Message
+from chat.models import Message
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from . import days
-from .models import DEFAULT_TIME_ZONE, Message
+from chat import days
+from chat.models import DEFAULT_TIME_ZONE, Message
 
 
 class RenderCache:

@@ -85,7 +85,7 @@ class Profile(models.Model):
 class ReadMark(models.Model):
     """How far a signed-in user has read a room: the seq of the newest message they have seen there.
 
-    Set when they open the room and moved on while they have it open (chat/unread.py); the lobby
+    Set when they open the room and moved on while they have it open (chat/realtime/unread.py); the lobby
     counts the messages after it as new.
     """
 

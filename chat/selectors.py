@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from .models import DEFAULT_TIME_ZONE, Message, Profile, ReadMark, Room
+from chat.models import DEFAULT_TIME_ZONE, Message, Profile, ReadMark, Room
 
 PAGE_LENGTH = 50
 HISTORY_LENGTH = PAGE_LENGTH

@@ -21,9 +21,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import layer_watch, limits, socket_auth
-from .forms import MessageBodyForm, MessageForm
-from .models import Message, Profile, ReadMark, Room, room_group_name
+from chat.forms import MessageBodyForm, MessageForm
+from chat.models import Message, Profile, ReadMark, Room, room_group_name
+from chat.protection import limits
+from chat.realtime import layer_watch, session_notices
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def user_deactivate(*, user: AbstractBaseUser, by: AbstractBaseUser, delete_mess
         raise PermissionDenied("You cannot remove yourself.")
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
-    socket_auth.sessions_changed(user_pk=user.pk)  # their open sockets re-check, and close
+    session_notices.sessions_changed(user_pk=user.pk)  # their open sockets re-check, and close
     changes = []
     if delete_messages:
         for message in Message.objects.filter(author=user, deleted__isnull=True).select_related("room", "author"):

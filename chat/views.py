@@ -1,15 +1,12 @@
-"""Pages: lobby, room (and its older history), sign-up and account settings.
+"""Pages: lobby, room (and its older history), editing and deleting messages, removing a user.
 
 Every action is a plain form, so all of it works without JavaScript.
 """
 
-from typing import Any
 from uuid import uuid4
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model, login
-from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,14 +14,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from . import days, limits, presence, selectors, services, unread
-from . import lobby as lobby_list
-from .forms import DeactivateForm, RoomForm, SignupForm, TimeZoneForm
-from .models import Message, Room, room_name_validator
+from chat import days, selectors, services
+from chat.forms import DeactivateForm, RoomForm
+from chat.models import Message, Room, room_name_validator
+from chat.protection import limits
+from chat.realtime import lobby as lobby_list
+from chat.realtime import presence, unread
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -138,64 +136,6 @@ def vary_on_htmx(response: HttpResponse) -> HttpResponse:
     # The same URL answers with a page or with a fragment: caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])
     return response
-
-
-@require_http_methods(["GET", "POST"])
-def signup(request: HtmxHttpRequest) -> HttpResponse:
-    if request.method == "POST" and not limits.hit("signups_per_ip", limits.request_ip(request)):
-        return too_many_attempts(request, "Too many sign-ups from your network. Try again in an hour.")
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user)
-        messages.success(request, f"Welcome, {user.get_username()}.")
-        return redirect(safe_next(request) or "chat:lobby")
-    return render(request, "registration/signup.html", {"form": form, "next": safe_next(request)})
-
-
-class LoginView(auth_views.LoginView):
-    """Django's log-in page, throttled: after too many failed attempts for an account, or from one
-    address, it answers 429 without checking the password (which also spares the CPU its hashing)."""
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        username, ip = request.POST.get("username", ""), limits.request_ip(request)
-        if limits.reached("login_failures_per_account", username) or limits.reached("login_failures_per_ip", ip):
-            return too_many_attempts(request, "Too many failed log-ins. Wait 15 minutes, then try again.")
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        limits.hit("login_failures_per_account", self.request.POST.get("username", ""))
-        limits.hit("login_failures_per_ip", limits.request_ip(self.request))
-        return super().form_invalid(form)
-
-
-def too_many_attempts(request: HttpRequest, reason: str) -> HttpResponse:
-    response = render(request, "429.html", {"reason": reason}, status=429)
-    response["Retry-After"] = "60"
-    return response
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def account_settings(request: HtmxHttpRequest) -> HttpResponse:
-    """The signed-in user's reading preferences: the time zone messages are shown in."""
-    current = selectors.user_time_zone(user=request.user)
-    form = TimeZoneForm(request.POST or None, initial={"time_zone": current})
-    if request.method == "POST" and form.is_valid():
-        zone_name = services.time_zone_set(user=request.user, time_zone=form.cleaned_data["time_zone"])
-        request.session["time_zone"] = zone_name
-        messages.success(request, f"Times are now shown in {zone_name}.")
-        return redirect(safe_next(request) or "account-settings")
-    status = 400 if form.is_bound else 200
-    return render(request, "accounts/settings.html", {"form": form, "next": safe_next(request)}, status=status)
-
-
-def safe_next(request: HttpRequest) -> str:
-    """The `next` page to return to, if it is on this site."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return ""
 
 
 # Edit and delete, with htmx in place and as plain pages without JavaScript.
@@ -319,13 +259,3 @@ def user_deactivate(request: HtmxHttpRequest, room_name: str, username: str) -> 
         messages.success(request, f"{target.get_username()} was removed{deleted}.")
         return redirect("chat:room", room_name=room.name)
     return render(request, "chat/user_deactivate.html", {"room": room, "target": target, "form": form})
-
-
-@require_GET
-def viewer_css(request: HttpRequest) -> HttpResponse:
-    """The signed-in reader's own stylesheet: it shows the controls they may use on the messages (which are
-    rendered once for everyone): Edit and Delete on their own, Delete and Remove user on all for staff."""
-    response = render(request, "accounts/viewer.css", {"viewer": request.user}, content_type="text/css")
-    response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ["Cookie"])
-    return response

@@ -14,9 +14,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat import backpressure  # noqa: E402
-from chat.origins import ExactOriginValidator  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.protection import backpressure  # noqa: E402
+from chat.protection.origins import ExactOriginValidator  # noqa: E402
+from chat.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -57,7 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "chat.headers.content_security_policy",
+    "chat.protection.csp.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -66,12 +66,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "chat.middleware.TimeZoneMiddleware",
+    "chat.accounts.time_zone.TimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
 
-# No inline script or style, no eval: only files of our own origin (see chat/headers.py).
+# No inline script or style, no eval: only files of our own origin (see chat/protection/csp.py).
 CHAT_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -113,7 +113,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # connection the server dropped (restart, failover) is replaced, not handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Django's backend, except that the first dead connection found replaces all idle ones.
-    DATABASES["default"]["ENGINE"] = "chat.postgres"
+    DATABASES["default"]["ENGINE"] = "chat.backends.postgres"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Many daphne threads share the file: wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -128,13 +128,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # of waiting (shared-cache table locks ignore the busy timeout).
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"chat-test-{os.getpid()}.sqlite3")}
 
-# Socket database work runs on two bounded pools per process (chat/db.py), not on
+# Socket database work runs on two bounded pools per process (chat/realtime/db.py), not on
 # asgiref's single thread. Reads (auth on connect, catch-up): as many threads as the
 # database serves at once (PostgreSQL: the pool; SQLite in WAL mode: readers run beside
 # the writer, but each query is mostly Python time under the GIL, and more threads
 # slowed a connect storm down: 2). Writes: SQLite has one writer, so one thread;
 # PostgreSQL: half the pool.
-_postgres = DATABASES["default"]["ENGINE"] == "chat.postgres"
+_postgres = DATABASES["default"]["ENGINE"] == "chat.backends.postgres"
 CHAT_DB_READ_THREADS = int(os.environ.get("CHAT_DB_READ_THREADS", DB_POOL_SIZE if _postgres else 2))
 CHAT_DB_WRITE_THREADS = int(os.environ.get("CHAT_DB_WRITE_THREADS", max(1, DB_POOL_SIZE // 2) if _postgres else 1))
 
@@ -161,12 +161,12 @@ def redis_pubsub_layer(urls: str | list[str]) -> dict:
     hosts = [
         {"address": url, "socket_connect_timeout": 3, "socket_timeout": 5, "health_check_interval": 15} for url in urls
     ]
-    return {"BACKEND": "chat.pubsub_layer.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
+    return {"BACKEND": "chat.backends.pubsub_layer.RedisPubSubChannelLayer", "CONFIG": {"hosts": hosts}}
 
 
 if CHANNEL_LAYER == "memory":
-    # Channels' in-memory layer, without its O(sockets) sweep on every receive (chat/memory_layer.py).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.memory_layer.SweepingInMemoryChannelLayer"}}
+    # Channels' in-memory layer, without its O(sockets) sweep on every receive (chat/backends/memory_layer.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.backends.memory_layer.SweepingInMemoryChannelLayer"}}
 elif CHANNEL_LAYER == "redis-pubsub":
     CHANNEL_LAYERS = {"default": redis_pubsub_layer(REDIS_URLS)}
 elif CHANNEL_LAYER == "redis":
@@ -192,10 +192,10 @@ if CHANNEL_LAYER != "memory" and not REDIS_URL:
 # Per-socket flood guard: a burst of frames, then this many per second on average.
 CHAT_SOCKET_BURST = int(os.environ.get("CHAT_SOCKET_BURST", "8"))
 CHAT_SOCKET_RATE = float(os.environ.get("CHAT_SOCKET_RATE", "1"))
-# A socket whose peer stops reading is dropped once this many bytes wait for it (chat/backpressure.py).
+# A socket whose peer stops reading is dropped once this many bytes wait for it (chat/protection/backpressure.py).
 CHAT_SOCKET_MAX_BUFFER = int(os.environ.get("CHAT_SOCKET_MAX_BUFFER", str(1024 * 1024)))
 
-# Counters for the limits (chat/limits.py) live in the cache: Redis with REDIS_URL, so every
+# Counters for the limits (chat/protection/limits.py) live in the cache: Redis with REDIS_URL, so every
 # process shares them; local memory otherwise. A hung Redis costs a request at most 2 s.
 if REDIS_URL:
     CACHES = {
@@ -228,12 +228,12 @@ CHAT_LIMITS.update(
         if os.environ.get(f"CHAT_LIMIT_{name.upper()}")
     }
 )
-# Which X-Forwarded-For entry is the client (chat/limits.py client_ip): the n-th from the end,
+# Which X-Forwarded-For entry is the client (chat/protection/limits.py client_ip): the n-th from the end,
 # n being the number of proxies that append to it; behind a PaaS router, 1 (the entry the router
 # appended: the ones before it are whatever the client sent). 0: the TCP peer (no proxy).
 CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 
-# Who is here (chat/presence.py): kept in Redis with REDIS_URL, else in this process.
+# Who is here (chat/realtime/presence.py): kept in Redis with REDIS_URL, else in this process.
 # 0 turns the live list off (nothing stored, no presence frames).
 CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
 
@@ -252,8 +252,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# Django's database sessions; sockets connecting at once read theirs in one query (chat/sessions.py).
-SESSION_ENGINE = "chat.sessions"
+# Django's database sessions; sockets connecting at once read theirs in one query (chat/backends/sessions.py).
+SESSION_ENGINE = "chat.backends.sessions"
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -282,7 +282,7 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"once_per_minute": {"()": "chat.log_filters.OncePerMinute"}},
+    "filters": {"once_per_minute": {"()": "chat.protection.log_filters.OncePerMinute"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -15,14 +15,15 @@ from django.test import Client
 from chat import services
 from chat.models import Message, Room
 
-pytest_plugins = ["tests.livesupport"]
+pytest_plugins = ["tests.support.live"]
 
 
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
     """Each test gets its own in-memory layer (no groups left over from another test), and the process's
     memory of rooms and rendered fragments starts empty (another test's database had other rows)."""
-    from chat import catch_up, fragments, layer_watch, liveness
+    from chat import fragments
+    from chat.realtime import catch_up, layer_watch, liveness
 
     channel_layers.backends.clear()
     catch_up.rooms = catch_up.RoomSeqs()
@@ -45,8 +46,7 @@ def fresh_limits(settings):
 def presence_quiet(request, settings):
     """Presence frames arrive whenever anyone joins: tests of other concerns read exact frames, so only
     tests marked `presence` get them. Each test starts with no one here."""
-    from chat import lobby, presence, unread
-    from chat import typing as typing_notices
+    from chat.realtime import lobby, presence, typing_notices, unread
 
     settings.CHAT_PRESENCE = request.node.get_closest_marker("presence") is not None
 

@@ -33,7 +33,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from .livesupport import BASE_DIR, INHERITED_SETTINGS, PASSWORD, free_port
+from tests.support.live import BASE_DIR, INHERITED_SETTINGS, PASSWORD, free_port
 
 START_TIMEOUT = 60.0  # collectstatic compresses every file (brotli and gzip) before daphne binds
 STOP_TIMEOUT = 10.0

@@ -8,8 +8,7 @@ import pytest
 from django.utils import timezone
 
 from chat.models import MESSAGE_BODY_MAX_LENGTH, Message
-
-from .conftest import post_message
+from tests.conftest import post_message
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

@@ -8,8 +8,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from chat.linkify import Segment, segments
-
-from .conftest import post_message
+from tests.conftest import post_message
 
 
 def links(body: str) -> list[str]:

@@ -2,8 +2,7 @@
 
 from chat import selectors
 from chat.models import Room
-
-from .conftest import post_message
+from tests.conftest import post_message
 
 
 def make_messages(room, author, count):

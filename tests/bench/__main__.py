@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tests.procfile import web_daphne
+from tests.support.procfile import web_daphne
 
 from . import servers
 from .chart import write_chart

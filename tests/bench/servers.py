@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.procfile import web_daphne
+from tests.support.procfile import web_daphne
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

@@ -1,0 +1,180 @@
+"""What a room socket missed, and what each process knows of its rooms' newest seq.
+
+A room is an ordered stream: every message takes the room's next seq. A page holds a
+cursor (the seq of the last change it shows) and sends it when its socket opens; it
+gets exactly what comes after, appended in order, never a replacement of what it has.
+
+`rooms` remembers, per process, the newest seq each room with a socket here has
+reached (from the database at a socket's first catch-up, then from every broadcast).
+A sync whose cursor is already there costs no query and sends nothing; while the seq is not
+known yet, one read serves every socket of the room that syncs meanwhile (a deploy's reconnect
+storm is one query per room and process, not one per socket). Likewise one catch-up serves
+every socket of a room asking for the same one at once (same cursor and time zone: after a lost
+broadcast or a layer outage, every socket of the room is behind by the same changes).
+"""
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat import days, fragments, selectors
+from chat.realtime import db
+
+# A page that missed more new messages than this gets the latest page and a marker for the rest.
+MAX_CATCH_UP = 200
+# A page that missed more changes than this (a mass deletion, say) is asked to reload.
+MAX_CHANGES = 1000
+# Messages per frame, so no single frame grows with how far behind a page is.
+FRAME_MESSAGES = 50
+
+
+class SharedReads:
+    """Database reads under way, each shared by the sockets that ask for the same one while it runs,
+    provided it started after the socket joined its room's group: a read from before could miss a
+    change whose broadcast also came before the join."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, tuple[float, asyncio.Future]] = {}
+
+    async def get(self, key: Hashable, *, joined_at: float, read: Callable[[], Awaitable[Any]]) -> Any:
+        started, future = self._running.get(key, (float("-inf"), None))
+        if future is None or started < joined_at or future.get_loop() is not asyncio.get_running_loop():
+            started, future = time.monotonic(), asyncio.ensure_future(read())
+            self._running[key] = (started, future)
+            future.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(future)
+
+    def _done(self, key: Hashable, future: asyncio.Future) -> None:
+        if self._running.get(key, (0, None))[1] is future:
+            del self._running[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so a read nobody awaits any more is not logged as lost
+
+
+class RoomSeqs:
+    """The newest seq seen per room, kept only while this process has a socket in the room, and the
+    reads its sockets share."""
+
+    def __init__(self) -> None:
+        self._members: Counter[str] = Counter()
+        self._seq: dict[str, int] = {}
+        self._reads = SharedReads()
+
+    def join(self, room: str) -> None:
+        self._members[room] += 1
+
+    def leave(self, room: str) -> None:
+        self._members[room] -= 1
+        if self._members[room] <= 0:
+            del self._members[room]
+            self._seq.pop(room, None)
+
+    def advance(self, room: str, seq: int) -> None:
+        if room in self._members and seq > self._seq.get(room, 0):
+            self._seq[room] = seq
+
+    def known(self, room: str) -> int | None:
+        """The newest seq of the room this process knows of (None: not known, ask the database)."""
+        return self._seq.get(room)
+
+    async def latest(self, room: str, *, joined_at: float) -> int:
+        """The room's newest seq for a socket that joined the room's group at `joined_at` (monotonic).
+        Known already: no query; else one read shared as `SharedReads` says."""
+        known = self.known(room)
+        if known is not None:
+            return known
+        seq = await self._reads.get(
+            ("seq", room), joined_at=joined_at, read=lambda: db.reads(selectors.room_seq)(room_name=room)
+        )
+        self.advance(room, seq)
+        return seq
+
+    async def catch_up(self, room: str, *, cursor: int, zone_name: str, joined_at: float) -> "CatchUp":
+        """What a socket at `cursor` missed (see `catch_up`), one read and render for every socket of the
+        room asking for the same at once (its frames are strings: every socket sends the same)."""
+        result = await self._reads.get(
+            ("catch-up", room, cursor, zone_name),
+            joined_at=joined_at,
+            read=lambda: db.reads(catch_up)(room_name=room, cursor=cursor, zone_name=zone_name),
+        )
+        self.advance(room, result.seq)
+        return result
+
+    def forget(self) -> None:
+        """The layer failed: broadcasts may have been lost, so nothing known is trusted any more."""
+        self._seq.clear()
+
+
+rooms = RoomSeqs()
+
+
+@dataclass
+class CatchUp:
+    frames: list[str] = field(default_factory=list)
+    seq: int = 0  # the page's cursor once the frames are shown
+
+
+def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
+    """The frames that bring a page at `cursor` up to date (runs in a database thread).
+
+    Every change after the cursor, once: messages posted since are appended in the order they were
+    posted; messages the page may already show that were edited or deleted since are replaced in place
+    (a page that does not have one, because it never loaded that older page, ignores it). Only the last
+    frame moves the page's cursor.
+    """
+    changes = selectors.room_changes_since(room_name=room_name, seq=cursor, limit=MAX_CHANGES)
+    if not changes:
+        # Up to date, or a cursor ahead of the room (a page of a room since emptied, a forged frame).
+        return CatchUp(seq=min(cursor, selectors.room_seq(room_name=room_name)))
+    newest = changes[-1].seq
+    if len(changes) > MAX_CHANGES:
+        newest = selectors.room_seq(room_name=room_name)
+        return CatchUp(frames=[fragments.too_much_changed(room_name=room_name, cursor=newest)], seq=newest)
+    zone = fragments.zone(zone_name)
+    new = sorted((change for change in changes if change.posted_seq > cursor), key=lambda message: message.pk)
+    changed = [change for change in changes if change.posted_seq <= cursor]
+    frames = [
+        fragments.changes_applied(
+            room_name=room_name,
+            replaced=changed[start : start + FRAME_MESSAGES],
+            appended=[],
+            # With nothing new to append, the last of these frames moves the cursor.
+            cursor=newest if not new and start + FRAME_MESSAGES >= len(changed) else None,
+            zone_name=zone_name,
+        )
+        for start in range(0, len(changed), FRAME_MESSAGES)
+    ]
+    if len(new) > MAX_CATCH_UP:
+        latest = new[-FRAME_MESSAGES:]
+        above = selectors.message_previous(room=latest[0].room_id, before=new[0].pk)
+        frames.append(
+            fragments.gap_appended(
+                room_name=room_name,
+                entries=days.entries(latest, zone=zone),
+                missed=len(new) - len(latest),
+                before=latest[0].pk,
+                after=above.pk if above else 0,
+                cursor=newest,
+                zone_name=zone_name,
+            )
+        )
+        return CatchUp(frames=frames, seq=newest)
+    if new:
+        above = selectors.message_previous(room=new[0].room_id, before=new[0].pk)
+        entries = days.entries(new, previous=above.created if above else None, zone=zone)
+        for start in range(0, len(entries), FRAME_MESSAGES):
+            chunk = entries[start : start + FRAME_MESSAGES]
+            last = start + FRAME_MESSAGES >= len(entries)
+            frames.append(
+                fragments.changes_applied(
+                    room_name=room_name,
+                    replaced=[],
+                    appended=chunk,
+                    cursor=newest if last else None,
+                    zone_name=zone_name,
+                )
+            )
+    return CatchUp(frames=frames, seq=newest)

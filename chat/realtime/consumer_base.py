@@ -1,0 +1,32 @@
+"""The base class of the room consumer: Channels' AsyncWebsocketConsumer without a thread hop per frame.
+
+Since Channels 4.2, AsyncConsumer.dispatch awaits `aclose_old_connections()`
+before every handler (each frame received, each group message delivered, the
+connect) and again after a disconnect: a `sync_to_async` call on asgiref's one
+thread-sensitive thread. Fanning one message out to 1,000 sockets thus queued
+1,000 hops on that one thread, and while it was busy (a slow query, a held lock)
+no socket of the process could even connect. This consumer does all its database
+work through chat/realtime/db.py, whose units close their connections before and after
+themselves, so it holds no connection for those calls to close.
+"""
+
+from channels.consumer import get_handler_name
+from channels.exceptions import InvalidChannelLayerError, StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+
+class PooledDatabaseWebsocketConsumer(AsyncWebsocketConsumer):
+    async def dispatch(self, message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message) -> None:
+        try:
+            for group in self.groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        except AttributeError:
+            raise InvalidChannelLayerError("BACKEND is unconfigured or doesn't support groups") from None
+        await self.disconnect(message["code"])
+        raise StopConsumer()

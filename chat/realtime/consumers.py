@@ -1,0 +1,251 @@
+"""The room socket: one consumer per browser tab, one Channels group per room.
+
+Thin by design: parse the frame, call a service, send what it returns. Catch-up
+lives in chat/realtime/catch_up.py, connection status in chat/realtime/liveness.py, every frame's
+HTML in chat/fragments.py. The frames are documented in docs/protocol.md.
+"""
+
+import json
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from chat import fragments, selectors, services
+from chat.models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
+from chat.protection import limits
+from chat.protection.token_bucket import TokenBucket
+from chat.realtime import catch_up, db, layer_watch, liveness, post_auth, presence, session_notices, typing_notices
+from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+
+logger = logging.getLogger(__name__)
+
+# Larger frames are refused unread: a 2,000-character message in htmx's JSON,
+# with its headers and the worst-case escaping, stays well below this.
+MAX_FRAME_CHARS = 16 * 1024
+
+# Frames one socket may send: a burst (a quick exchange, a reconnect's sync),
+# then a steady rate (settings: CHAT_SOCKET_BURST, CHAT_SOCKET_RATE per second).
+# Beyond that the sender is told to slow down.
+FRAME_BURST, FRAME_RATE = settings.CHAT_SOCKET_BURST, settings.CHAT_SOCKET_RATE
+TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
+UNREADABLE = "The message could not be read."
+TOO_MANY_SOCKETS = "Too many open chat pages: close some, then reload this one."
+
+# Application close codes (4000-4999): the htmx ws extension only reconnects
+# after 1006, 1011, 1012 and 1013, so these end the socket for good.
+CLOSE_BAD_ROOM = 4404
+CLOSE_SIGNED_OUT = 4401
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+
+class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledDatabaseWebsocketConsumer):
+    room: Room | None
+
+    async def connect(self) -> None:
+        self.room_name = self.scope["url_route"]["kwargs"]["room_name"]
+        self.room = None
+        # The seq of the newest change this socket has shown; None until the page's sync
+        # frame says where it is (broadcasts before that are in the database it reads).
+        self.seq: int | None = None
+        self.behind_at: int | None = None
+        self.joined_at: float | None = None  # when it joined the room's group (monotonic)
+        self.last_sent = time.monotonic()
+        self.throttle = TokenBucket(burst=FRAME_BURST, rate=FRAME_RATE)
+        # Accepted first, refused after: the page hears why (a refused handshake looks like a network
+        # error, which htmx retries), and the handshake does not wait for the socket count.
+        await self.accept()
+        try:
+            room_name_validator(self.room_name)
+        except ValidationError:
+            await self.close(code=CLOSE_BAD_ROOM)
+            return
+        self.client_ip = limits.scope_ip(self.scope)
+        self.counted = await limits.socket_open(user=self.scope.get("user"), ip=self.client_ip)
+        if not self.counted:
+            await self.send(text_data=fragments.compose_errors(errors=[TOO_MANY_SOCKETS]))
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
+        self.group_name = room_group_name(self.room_name)
+        self.joined = await self.join()
+        self.joined_at = time.monotonic()
+        catch_up.rooms.join(self.room_name)
+        layer_watch.watch(self.channel_name, self.room_name)
+        liveness.register(self)
+        await self.send(text_data=fragments.connection_status())
+        await presence.join(self)
+        user = self.scope.get("user")
+        self.follows_session = user is not None and user.is_authenticated  # a logout elsewhere closes it
+        if self.follows_session:
+            session_notices.listener().follow()
+
+    async def join(self) -> bool:
+        """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
+        try:
+            await self.channel_layer.group_add(self.group_name, self.channel_name)
+        except Exception as exc:
+            logger.warning("joining %s failed, will retry when the layer is back: %r", self.group_name, exc)
+            layer_watch.report_failure()
+            return False
+        return True
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            await limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip)
+        if getattr(self, "follows_session", False):
+            session_notices.listener().unfollow()
+        if hasattr(self, "group_name"):
+            liveness.unregister(self)
+            await presence.leave(self)
+            catch_up.rooms.leave(self.room_name)
+            layer_watch.unwatch(self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            except Exception as exc:  # the layer is down; its groups went with it
+                logger.info("leaving %s failed: %r", self.group_name, exc)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        self.last_sent = time.monotonic()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # The flood guard comes first: a frame over the limit is not even parsed.
+        data, problem = parse_frame(text_data) if self.throttle.take() else ({}, TOO_FAST)
+        if problem:
+            await self.send(text_data=fragments.compose_errors(errors=[problem]))
+        elif typing_notices.is_notice(data):
+            await typing_notices.notice(self)
+        elif "after" in data:
+            await self.sync(cursor=parse_cursor(data["after"]))
+        else:
+            await self.post(data)
+
+    async def post(self, data: dict[str, Any]) -> None:
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated and not post_auth.csrf_token_valid(self.scope, data):
+            await self.send(text_data=fragments.compose_errors(errors=[post_auth.STALE_PAGE]))
+            return
+        try:
+            draft = services.message_validate(author=user, data=data)
+        except ValidationError as error:
+            await self.send(text_data=fragments.compose_errors(errors=error.messages))
+            return
+        # The input is emptied as soon as the text is known to be valid, so what the sender types
+        # next is not wiped by a reset arriving after the save; a failed save puts the text back.
+        await self.send(text_data=fragments.compose_reset())
+        try:
+            posted = await db.writes(self.save_sync)(draft)
+        except post_auth.SignedOut:
+            await self.sign_out()
+            return
+        except ValidationError as error:
+            await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
+            return
+        if posted.created and not await services.message_broadcast(posted=posted):
+            # The layer is down: the sender still sees the message (by the same rules as a
+            # broadcast, so a late copy from the layer is skipped); others catch up later.
+            await self.chat_message(services.message_event(posted=posted))
+
+    def save_sync(self, draft: services.Draft) -> services.Posted:
+        user = post_auth.current_user(self.scope)  # the session still holds (else SignedOut)
+        if self.room is None or self.room.pk is None:
+            self.room = selectors.room_get(name=self.room_name)
+        posted = services.message_save(room=self.room, author=user, draft=draft, ip=self.client_ip)
+        self.room = posted.message.room  # saved now, if this was the room's first message
+        return posted
+
+    async def sync(self, *, cursor: int) -> None:
+        """The page says where it is (on every open). Once per socket: it never gets the same history twice."""
+        if self.seq is not None or self.joined_at is None:  # caught up already, or refused
+            return
+        known = await catch_up.rooms.latest(self.room_name, joined_at=self.joined_at)
+        if cursor >= known:
+            self.seq = known  # up to date: nothing to send
+            return
+        await self.catch_up(cursor=cursor)
+
+    async def catch_up(self, *, cursor: int) -> None:
+        """Send what comes after `cursor`, in order, and move this socket's position there."""
+        result = await catch_up.rooms.catch_up(
+            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at
+        )
+        for frame in result.frames:
+            await self.send(text_data=frame)
+        self.seq = max(self.seq or 0, result.seq)
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
+        and a gap means a broadcast was lost, so what is missing comes from the database."""
+        await typing_notices.message_arrived(self, event)
+        seq = event["seq"]
+        catch_up.rooms.advance(self.room_name, seq)
+        if self.seq is None or seq <= self.seq:
+            return
+        if seq > self.seq + 1:
+            await self.catch_up(cursor=self.seq)
+            return
+        self.seq = seq
+        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """A logout: close if it was this socket's session."""
+        if event["session"] == session_notices.session_digest(post_auth.scope_session_key(self.scope)):
+            await self.sign_out()
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
+        if await db.reads(post_auth.session_user)(self.scope) is None:
+            await self.sign_out()
+
+    async def sign_out(self) -> None:
+        """Show the page it is signed out, then close with a code htmx does not retry."""
+        await self.send(text_data=fragments.signed_out(room_name=self.room_name))
+        await self.close(code=CLOSE_SIGNED_OUT)
+
+    async def chat_resync(self, event: dict[str, Any]) -> None:
+        """The room is ahead of this socket (the layer is back after an outage, or a lost broadcast that
+        nothing followed): rejoin if needed, and catch up if this page is behind."""
+        if not self.joined:
+            self.joined = await self.join()
+            if self.joined:  # only changes broadcast from now on reach it: shared reads must be newer
+                self.joined_at = time.monotonic()
+        if self.seq is not None and self.seq < event["seq"]:
+            await self.catch_up(cursor=self.seq)
+
+
+def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
+    """htmx sends a JSON object of the form's fields (plus HEADERS); refuse anything else."""
+    if text_data is None:
+        return {}, "Send text frames."
+    if len(text_data) > MAX_FRAME_CHARS:
+        return {}, "That message is far too long."
+    try:
+        data = json.loads(text_data)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
+        return {}, UNREADABLE
+    if not isinstance(data, dict) or not all(readable(v) for k, v in data.items() if k != "HEADERS"):
+        return {}, UNREADABLE
+    return data, None
+
+
+def readable(value: Any) -> bool:
+    """A field value: a string that is valid Unicode (JSON's \\ud800 escapes make lone surrogates,
+    which no database, hash or template can encode)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_cursor(value: str) -> int:
+    """The page's cursor; anything unreadable counts as "shows nothing yet"."""
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0

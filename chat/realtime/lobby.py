@@ -1,0 +1,118 @@
+"""The live lobby: rooms with messages, most recent first, each with how many people are in it now,
+its last message (author, the first 80 characters, time) and, for a signed-in reader, how many
+messages are new to them.
+
+The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
+it live. One task per process with lobby sockets reads the lobby every TICK (1 s): the room list
+(one query), the rooms' presence counts (one read of the presence store) and the unread counts of
+every signed-in reader with a lobby socket here (one query), whatever the number of sockets. Each
+socket whose list differs from the one it shows gets the whole `#rooms` list, rendered once per
+distinct list and time zone: at most one lobby frame per socket per second, however busy the rooms.
+A room's new message, a new room, people coming and going, a room read in another tab: all show up
+within a second or two, from any process, with no event to miss.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from chat import fragments, selectors
+from chat.models import DEFAULT_TIME_ZONE
+from chat.realtime import db, presence, unread  # noqa: F401  # unread: its flush follows room sockets
+from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+from chat.realtime.scheduler import Periodic
+
+logger = logging.getLogger(__name__)
+
+TICK = 1.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    room: selectors.LobbyRoom
+    here: int  # people in the room now
+    unread: int  # messages new to this reader
+
+
+def entries(
+    rooms: list[selectors.LobbyRoom],
+    views: dict[str, presence.View],
+    new: dict[tuple[int, int], int],
+    user_id: int | None,
+) -> tuple[Entry, ...]:
+    return tuple(
+        Entry(
+            room=room,
+            here=views[room.name].count if room.name in views else 0,
+            unread=new.get((user_id, room.id), 0) if user_id else 0,
+        )
+        for room in rooms
+    )
+
+
+def page_entries(*, user: AbstractBaseUser) -> tuple[Entry, ...]:
+    """The lobby as of now, for the page (runs in a view's thread)."""
+    rooms = selectors.lobby_rooms()
+    user_id = user.pk if user.is_authenticated else None
+    new = selectors.unread_counts(user_ids={user_id}, room_ids=[r.id for r in rooms]) if user_id else {}
+    return entries(rooms, presence.counts_now([r.name for r in rooms]), new, user_id)
+
+
+class LobbyConsumer(PooledDatabaseWebsocketConsumer):
+    """One per lobby tab: it only listens. The process's lobby task sends it the list when it changes."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.user_id = user.pk if user is not None and user.is_authenticated else None
+        self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
+        # None: what the page shows is not known, so the next tick sends the list (it may have
+        # changed between the page load and this connect).
+        self.shown: tuple[Entry, ...] | None = None
+        await self.accept()
+        _sockets[self.channel_name] = self
+        _loop.ensure_running()
+
+    async def disconnect(self, code: int) -> None:
+        _sockets.pop(self.channel_name, None)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        pass  # nothing to say on this socket
+
+
+_sockets: dict[str, LobbyConsumer] = {}
+
+
+def frame(view: tuple[Entry, ...], zone_name: str) -> str:
+    return fragments.render_in(zone_name, "chat/oob/_lobby_rooms.html", {"entries": view})
+
+
+async def tick() -> None:
+    sockets = list(_sockets.values())
+    if not sockets:
+        return
+    rooms = await db.reads(selectors.lobby_rooms)()
+    views = await presence.views([room.name for room in rooms])
+    user_ids = {socket.user_id for socket in sockets if socket.user_id}
+    new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
+    rendered: dict[tuple[Any, ...], str] = {}
+    for socket in sockets:
+        view = entries(rooms, views, new, socket.user_id)
+        if view == socket.shown:
+            continue
+        key = (view, socket.zone_name)
+        if key not in rendered:
+            rendered[key] = frame(view, socket.zone_name)
+        socket.shown = view
+        try:
+            await socket.send(text_data=rendered[key])
+        except Exception:  # closing meanwhile
+            continue
+
+
+_loop = Periodic("lobby", TICK, tick, lambda: bool(_sockets))
+
+
+def reset() -> None:
+    _sockets.clear()

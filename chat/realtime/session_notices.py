@@ -1,0 +1,134 @@
+"""Closing a user's sockets when a session ends, on every process.
+
+Logging out, deactivating a user or changing their password tells that user's sockets at once:
+the signals below send `session.ended` (logout: the socket of that session closes) or
+`session.check` (the user row changed: every socket re-checks) to the group `sessions`, in which
+each process listens with one channel while it has signed-in room sockets, and passes each notice
+on to its user's sockets there. A notice that is lost changes nothing for safety: every post
+re-checks the session (chat/realtime/post_auth.py).
+"""
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from chat.realtime import presence
+from chat.realtime.loops import PerLoop
+
+logger = logging.getLogger(__name__)
+
+# A hung layer must not hold up a logout or an admin save for long.
+NOTIFY_TIMEOUT = 2.0
+SESSIONS_GROUP = "sessions"
+# The listener's channel joins its group again every REJOIN_INTERVAL (the list-based Redis layer
+# ends group memberships after a day), and retries after RETRY_INTERVAL while the layer is down.
+REJOIN_INTERVAL = 3600.0
+RETRY_INTERVAL = 5.0
+
+
+def session_digest(session_key: str) -> str:
+    """What travels over the channel layer instead of the session key itself."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def notify(user_pk: Any, event: dict[str, Any]) -> None:
+    """Send an event to every socket of a user, on every process. Never fails the caller."""
+
+    async def send() -> None:
+        notice = {**event, "user": str(user_pk)}
+        await asyncio.wait_for(get_channel_layer().group_send(SESSIONS_GROUP, notice), NOTIFY_TIMEOUT)
+
+    try:
+        async_to_sync(send)()
+    except Exception as exc:  # the per-post check still refuses the socket's next post
+        logger.warning("telling the sockets of user %s about %s failed: %r", user_pk, event["type"], exc)
+
+
+def on_logged_out(sender: Any, request: Any, user: AbstractBaseUser | None, **kwargs: Any) -> None:
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if user is not None and session_key:
+        notify(user.pk, {"type": "session.ended", "session": session_digest(session_key)})
+
+
+def on_user_saved(sender: Any, instance: AbstractBaseUser, created: bool, update_fields: Any, **kwargs: Any) -> None:
+    # A log-in only stamps last_login; anything else (is_active, password, ...) may end sessions.
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    sessions_changed(user_pk=instance.pk)
+
+
+def sessions_changed(*, user_pk: Any) -> None:
+    """The user's row changed in a way that may end their sessions (also for writes that bypass
+    `save()`, such as a staff removal's update): once committed, each of their sockets re-checks."""
+    transaction.on_commit(lambda: notify(user_pk, {"type": "session.check"}))
+
+
+class Listener:
+    """One event loop's listener for session notices: a channel in SESSIONS_GROUP, open while the loop
+    has signed-in room sockets. Each notice goes on to the room sockets of its user here, through the
+    layer, so that each socket handles it in order with its other messages."""
+
+    def __init__(self) -> None:
+        self.sockets = 0
+        self.task: asyncio.Task | None = None
+
+    def follow(self) -> None:
+        self.sockets += 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.listen(), name="session notices")
+
+    def unfollow(self) -> None:
+        self.sockets = max(self.sockets - 1, 0)
+        if not self.sockets and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def listen(self) -> None:
+        layer = get_channel_layer()
+        channel = await retrying("opening the session notices' channel", layer.new_channel)
+        member = asyncio.ensure_future(stay_in_group(layer, channel))
+        try:
+            while True:
+                event = await retrying("receiving session notices", layer.receive, channel)
+                for entry in presence.sockets_of_user(event.get("user")):
+                    try:
+                        await layer.send(entry.socket.channel_name, event)
+                    except Exception as exc:  # the per-post check still refuses the socket's next post
+                        logger.warning("passing on %s failed: %r", event.get("type"), exc)
+        finally:
+            member.cancel()
+            try:
+                await layer.group_discard(SESSIONS_GROUP, channel)
+            except Exception as exc:
+                logger.info("leaving %s failed: %r", SESSIONS_GROUP, exc)
+
+
+async def retrying(doing: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """`call(*args)`, tried again every RETRY_INTERVAL while the layer is down."""
+    while True:
+        try:
+            return await call(*args)
+        except Exception as exc:
+            logger.warning("%s failed, retrying: %r", doing, exc)
+            await asyncio.sleep(RETRY_INTERVAL)
+
+
+async def stay_in_group(layer: Any, channel: str) -> None:
+    while True:
+        await retrying(f"joining {SESSIONS_GROUP}", layer.group_add, SESSIONS_GROUP, channel)
+        await asyncio.sleep(REJOIN_INTERVAL)
+
+
+_listeners = PerLoop(Listener)
+
+
+def listener() -> Listener:
+    """The running event loop's listener."""
+    return _listeners.get()

@@ -1,0 +1,133 @@
+"""Who is typing in a room: relayed between pages, never stored.
+
+The compose input sends a marker frame while its user types, with no fields: htmx's `ws-send` on
+the input with `hx-trigger="input changed throttle:2s"`, `hx-params="none"` and `"Chat-Typing": "1"`
+in `hx-headers` (templates/chat/_compose_fields.html). The server drops the marker from anonymous
+sockets and relays at most one per user and room every NOTICE_GAP (2) s, and one after each of
+their messages, as a `chat.typing` group event. Each process keeps, in memory, who typed last when
+in each of its rooms: a typist is shown for SHOWN_FOR seconds after their last notice, or until
+their message arrives. Every TICK each process sends `#typing` to those of its sockets whose view
+changed; it never names the socket's own user.
+"""
+
+import logging
+import time
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from chat.models import room_group_name
+from chat.realtime import presence
+from chat.realtime.scheduler import Periodic
+
+logger = logging.getLogger(__name__)
+
+MARKER = "Chat-Typing"
+NOTICE_GAP = 2.0
+# A steady typist's notices come every ~2 s (one may be dropped by the gap, making 4 s): shown a little
+# longer than that so it does not flicker, and gone within 6 s of the last keystroke.
+SHOWN_FOR = 4.5
+TICK = 0.5
+
+_relayed: dict[tuple[str, str], float] = {}  # (room, username) → when its last notice was relayed
+_typing: dict[str, dict[str, float]] = {}  # room → username → shown until (monotonic)
+
+
+def is_notice(data: dict[str, Any]) -> bool:
+    """A typing frame: htmx's headers carry the marker (and it has no fields)."""
+    headers = data.get("HEADERS")
+    return isinstance(headers, dict) and headers.get(MARKER) == "1"
+
+
+async def notice(socket: presence.Socket) -> None:
+    """A user is typing: tell the room, unless they are anonymous or told it within NOTICE_GAP."""
+    user = socket.scope.get("user")
+    if user is None or not user.is_authenticated:
+        return
+    key = (socket.room_name, user.get_username())
+    now = time.monotonic()
+    if now - _relayed.get(key, float("-inf")) < NOTICE_GAP:
+        return
+    _relayed[key] = now
+    try:
+        await get_channel_layer().group_send(
+            room_group_name(socket.room_name), {"type": "chat.typing", "user": key[1]}
+        )
+    except Exception as exc:  # the next keystrokes try again
+        logger.info("relaying typing in %s failed: %r", socket.room_name, exc)
+
+
+def heard(room_name: str, username: str) -> None:
+    _typing.setdefault(room_name, {})[username] = time.monotonic() + SHOWN_FOR
+    _loop.ensure_running()
+
+
+async def message_arrived(socket: presence.Socket, event: dict[str, Any]) -> None:
+    """Their new message is here: they are no longer typing, and this page stops saying so at once."""
+    if event.get("kind", "post") != "post":
+        return
+    author = event["author"]
+    room = _typing.get(socket.room_name)
+    if room is not None:
+        room.pop(author, None)
+    # What they type next is a new message: its first notice (the new input's first keystroke) goes through.
+    _relayed.pop((socket.room_name, author), None)
+    entry = presence.here.get(socket.channel_name)
+    if entry is not None and author in entry.typing:
+        await show(entry, typists(socket.room_name), {})
+
+
+class TypingEvents:
+    """The room consumer's handler for the `chat.typing` group event."""
+
+    room_name: str
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        heard(self.room_name, event["user"])
+
+
+def typists(room_name: str) -> set[str]:
+    return set(_typing.get(room_name, ()))
+
+
+def frame(names: tuple[str, ...]) -> str:
+    return render_to_string("chat/oob/_typing.html", {"typing": names})
+
+
+async def show(entry: presence.Here, names: set[str], rendered: dict[tuple[str, ...], str]) -> None:
+    """Send this socket the typists it does not show yet (never its own user)."""
+    view = tuple(sorted(names - {entry.username}, key=str.casefold))
+    if view == entry.typing:
+        return
+    entry.typing = view
+    if view not in rendered:
+        rendered[view] = frame(view)
+    try:
+        await entry.socket.send(text_data=rendered[view])
+    except Exception:  # closing meanwhile
+        pass
+
+
+async def tick() -> None:
+    now = time.monotonic()
+    for key, at in list(_relayed.items()):
+        if now - at >= NOTICE_GAP:
+            del _relayed[key]
+    for room_name, typing in list(_typing.items()):
+        for username, until in list(typing.items()):
+            if until <= now:
+                del typing[username]
+        rendered: dict[tuple[str, ...], str] = {}  # one render per distinct list in the room
+        for entry in presence.sockets_in(room_name):
+            await show(entry, set(typing), rendered)
+        if not typing:
+            del _typing[room_name]
+
+
+_loop = Periodic("typing", TICK, tick, lambda: bool(_typing or _relayed))
+
+
+def reset() -> None:
+    _relayed.clear()
+    _typing.clear()

@@ -1,0 +1,156 @@
+"""The product's channel layers: Channels' in-memory layer and channels-redis's pub/sub layer, with each
+channel's waiting messages in a Mailbox (chat/backends/mailbox.py)."""
+
+import asyncio
+import time
+
+import pytest
+from channels.exceptions import ChannelFull
+
+from chat.backends import memory_layer
+from chat.backends.mailbox import Mailbox
+from chat.backends.memory_layer import SweepingInMemoryChannelLayer
+from chat.backends.pubsub_layer import RedisPubSubChannelLayer
+from tests.support.live import redis_server_running
+
+
+async def test_memory_layer_delivers_to_a_channel_and_a_group():
+    layer = SweepingInMemoryChannelLayer()
+    one, two = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", one)
+    await layer.group_add("room", two)
+
+    await layer.send(one, {"type": "direct"})
+    await layer.group_send("room", {"type": "broadcast", "n": 1})
+
+    assert await layer.receive(one) == {"type": "direct"}
+    assert await layer.receive(one) == {"type": "broadcast", "n": 1}
+    assert await layer.receive(two) == {"type": "broadcast", "n": 1}
+
+
+async def test_memory_layer_keeps_nothing_for_a_drained_channel_or_a_closed_receiver():
+    layer = SweepingInMemoryChannelLayer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "x"})
+    await layer.receive(channel)
+    assert layer.channels == {}
+
+    waiting = asyncio.create_task(layer.receive(channel))  # a socket waiting for its next message
+    await asyncio.sleep(0)
+    assert isinstance(layer.channels[channel], Mailbox)
+    waiting.cancel()  # the socket closed
+    await asyncio.gather(waiting, return_exceptions=True)
+
+    assert layer.channels == {}
+
+
+async def test_memory_layer_refuses_a_message_beyond_a_channels_capacity():
+    layer = SweepingInMemoryChannelLayer(capacity=2)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "x", "n": 1})
+    await layer.send(channel, {"type": "x", "n": 2})
+
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "x", "n": 3})
+    assert [(await layer.receive(channel))["n"] for _ in range(2)] == [1, 2]
+
+
+async def test_memory_layer_copies_what_it_sends():
+    layer = SweepingInMemoryChannelLayer()
+    channel = await layer.new_channel()
+    message = {"type": "x", "items": [1]}
+    await layer.send(channel, message)
+    message["items"].append(2)
+
+    assert (await layer.receive(channel))["items"] == [1]
+
+
+async def test_memory_layer_sweep_drops_expired_messages_and_their_channel_leaves_its_groups():
+    layer = SweepingInMemoryChannelLayer(expiry=0.01)
+    stale, fresh = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", stale)
+    await layer.group_add("room", fresh)
+    await layer.send(stale, {"type": "never read"})
+    await asyncio.sleep(0.02)
+
+    layer._clean_expired()
+
+    assert stale not in layer.channels
+    assert list(layer.groups["room"]) == [fresh]
+
+
+async def test_memory_layer_sweep_ends_old_group_memberships_at_most_once_per_interval(monkeypatch):
+    layer = SweepingInMemoryChannelLayer(group_expiry=60)
+    old, new = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("room", old)
+    await layer.group_add("room", new)
+    layer.groups["room"][old] = time.time() - 120
+    layer._clean_expired()
+    assert list(layer.groups["room"]) == [new]
+
+    layer.groups["room"][new] = time.time() - 120
+    layer._clean_expired()  # within CLEAN_INTERVAL of the last sweep: skipped
+    assert list(layer.groups["room"]) == [new]
+    monkeypatch.setattr(memory_layer, "CLEAN_INTERVAL", 0.0)
+    layer._clean_expired()
+    assert layer.groups["room"] == {}
+
+
+@pytest.fixture
+def redis_url():
+    with redis_server_running("the pub/sub layer tests") as server:
+        yield server.url
+
+
+@pytest.mark.redis
+async def test_pubsub_layer_delivers_through_redis_and_unsubscribes_a_closed_receiver(redis_url):
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    try:
+        one, two = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("room", one)
+        await layer.group_add("room", two)
+
+        await layer.send(one, {"type": "direct"})
+        await layer.group_send("room", {"type": "broadcast"})
+
+        assert await asyncio.wait_for(layer.receive(one), 3) == {"type": "direct"}
+        assert await asyncio.wait_for(layer.receive(one), 3) == {"type": "broadcast"}
+        assert await asyncio.wait_for(layer.receive(two), 3) == {"type": "broadcast"}
+        loop_layer = layer._get_layer()
+        assert all(isinstance(box, Mailbox) for box in loop_layer.channels.values())
+
+        waiting = asyncio.create_task(layer.receive(two))
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # the socket closed: channels-redis unsubscribes its channel
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert two not in loop_layer.channels
+    finally:
+        await layer.flush()
+
+
+@pytest.mark.redis
+async def test_pubsub_layer_unsubscribes_a_closed_receiver_even_when_the_close_is_cut_short(redis_url):
+    import redis.asyncio
+
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    observer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        channel = await layer.new_channel()
+        waiting = asyncio.create_task(layer.receive(channel))
+        await asyncio.sleep(0.05)
+        assert channel.encode() in await observer.pubsub_channels()
+        shard = layer._get_layer()._get_shard(channel)
+
+        async with shard._lock:  # a mass close: other sockets hold the shard connection
+            waiting.cancel()
+            await asyncio.sleep(0.05)
+            assert waiting.done()  # the receive ends at once: a second cancellation has nothing to cut short
+
+        for _ in range(50):
+            if channel.encode() not in await observer.pubsub_channels():
+                break
+            await asyncio.sleep(0.02)
+        assert channel.encode() not in await observer.pubsub_channels()
+    finally:
+        await observer.aclose()
+        await layer.flush()

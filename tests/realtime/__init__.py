@@ -1,0 +1,1 @@
+"""Tests of chat/realtime/: the sockets and what follows them."""

@@ -1,0 +1,180 @@
+"""The live lobby: rooms with messages, most recent first, with who is in them and the last message;
+unread counts per reader; at most a frame a second per lobby socket."""
+
+import re
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chat import selectors
+from chat.models import ReadMark, Room
+from tests.conftest import message_frame, post_message, session_cookie
+
+
+@pytest.fixture
+async def lobby_socket(transactional_db):
+    from project.asgi import application
+
+    opened = []
+
+    async def _open(user=None) -> WebsocketCommunicator:
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        if user is not None:
+            headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+        communicator = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        opened.append(communicator)
+        return communicator
+
+    yield _open
+    for communicator in opened:
+        await communicator.disconnect()
+
+
+def rooms_in(frame: str) -> list[dict]:
+    """Each listed room: name, unread, here, author, preview."""
+    listed = []
+    for item in re.findall(r'<li class="room-entry.*?</li>', frame, re.S):
+        unread = re.search(r'class="unread">(\d+) new', item)
+        here = re.search(r'class="here">(\d+) here', item)
+        preview = re.search(r'<p class="preview"><span class="author">(.*?)</span>: (.*?)</p>', item, re.S)
+        listed.append(
+            {
+                "name": re.search(r'<a href="/chat/[^"]+/">(.*?)</a>', item).group(1),
+                "unread": int(unread.group(1)) if unread else 0,
+                "here": int(here.group(1)) if here else 0,
+                "author": preview.group(1),
+                "preview": preview.group(2),
+            }
+        )
+    return listed
+
+
+async def lobby_frames(communicator, seconds: float, until=None) -> list[list[dict]]:
+    """The lists of the lobby frames that arrive within `seconds` (or up to one for which `until` is true)."""
+    lists = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if await communicator.receive_nothing(timeout=min(left, 0.1)):
+            continue
+        frame = await communicator.receive_from()
+        assert 'id="rooms"' in frame and 'hx-swap-oob="true"' in frame
+        lists.append(rooms_in(frame))
+        if until is not None and until(lists[-1]):
+            break
+    return lists
+
+
+post = database_sync_to_async(post_message)
+
+
+def test_the_lobby_lists_rooms_with_messages_most_recent_first_with_a_preview(alice, bob):
+    quiet, busy = Room.objects.create(name="quiet"), Room.objects.create(name="busy")
+    Room.objects.create(name="visited-only")
+    post_message(quiet, alice, "first")
+    post_message(busy, alice, "hello")
+    post_message(busy, bob, "a very long line " * 10)
+
+    rooms = selectors.lobby_rooms()
+
+    assert [room.name for room in rooms] == ["busy", "quiet"]
+    assert rooms[0].last_author == "bob"
+    assert len(rooms[0].preview) == 80 and rooms[0].preview.endswith("…")
+
+
+async def test_a_lobby_socket_gets_the_list_then_a_new_room_and_a_post_moving_its_room_up(lobby_socket, alice, bob):
+    older = await database_sync_to_async(Room.objects.create)(name="older")
+    await post(older, alice, "long ago")
+    lobby = await lobby_socket()
+    [first] = await lobby_frames(lobby, 2.5, until=lambda rooms: True)
+    assert [room["name"] for room in first] == ["older"]
+
+    newer = await database_sync_to_async(Room.objects.create)(name="newer")
+    await post(newer, bob, "a new room")
+    assert (await lobby_frames(lobby, 2.5, until=lambda rooms: len(rooms) == 2))[-1][0] == {
+        "name": "newer",
+        "unread": 0,
+        "here": 0,
+        "author": "bob",
+        "preview": "a new room",
+    }
+
+    await post(older, alice, "back on top")
+    latest = (await lobby_frames(lobby, 2.5, until=lambda rooms: rooms[0]["name"] == "older"))[-1]
+    assert [(room["name"], room["preview"]) for room in latest] == [("older", "back on top"), ("newer", "a new room")]
+
+
+async def test_a_busy_room_costs_a_lobby_socket_at_most_a_frame_a_second(lobby_socket, alice):
+    room = await database_sync_to_async(Room.objects.create)(name="busy")
+    await post(room, alice, "start")
+    lobby = await lobby_socket()
+    await lobby_frames(lobby, 2.5, until=lambda rooms: True)
+
+    started = time.monotonic()
+    frames = []
+    for n in range(15):
+        await post(room, alice, f"post {n}")
+        frames += await lobby_frames(lobby, 0.2)
+    frames += await lobby_frames(lobby, 1.5, until=lambda rooms: rooms[0]["preview"] == "post 14")
+    elapsed = time.monotonic() - started
+
+    assert frames[-1][0]["preview"] == "post 14"
+    assert len(frames) <= elapsed + 1
+
+
+@pytest.mark.presence
+async def test_counts_follow_people_coming_and_going(lobby_socket, connect, alice, bob):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, alice, "hi")
+    lobby = await lobby_socket()
+    await lobby_frames(lobby, 2.5, until=lambda rooms: True)
+
+    await connect("general", alice)
+    bobs = await connect("general", bob)
+    await connect("general")
+    assert (await lobby_frames(lobby, 4, until=lambda rooms: rooms[0]["here"] == 3))[-1][0]["here"] == 3
+
+    await bobs.disconnect()
+    assert (await lobby_frames(lobby, 4, until=lambda rooms: rooms[0]["here"] == 2))[-1][0]["here"] == 2
+
+
+async def test_unread_counts_appear_for_a_reader_and_clear_when_the_room_is_open(
+    lobby_socket, connect, alice, bob, client
+):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, alice, "before alices visit")
+    await database_sync_to_async(ReadMark.objects.create)(user=alice, room=room, seq=1)
+    alices_lobby = await lobby_socket(alice)
+    bobs_lobby = await lobby_socket(bob)
+    await lobby_frames(alices_lobby, 2.5, until=lambda rooms: True)
+
+    await post(room, bob, "one")
+    await post(room, bob, "two")
+    await post(room, alice, "alice's own, from another device")
+    latest = (await lobby_frames(alices_lobby, 3, until=lambda rooms: rooms[0]["unread"] == 2))[-1]
+    assert latest[0]["unread"] == 2
+    # Bob never opened the room: no count for him; anonymous readers get none either.
+    assert all(room["unread"] == 0 for rooms in await lobby_frames(bobs_lobby, 1.5) for room in rooms)
+
+    # Alice opens the room in a tab: the socket's sync shows her everything, her lobby clears.
+    await connect("general", alice, cursor=0)
+    assert (await lobby_frames(alices_lobby, 4, until=lambda rooms: rooms[0]["unread"] == 0))[-1][0]["unread"] == 0
+
+
+async def test_messages_arriving_in_an_open_room_never_count_as_new(lobby_socket, connect, alice, bob):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, bob, "hi")
+    reader = await connect("general", alice)
+    alices_lobby = await lobby_socket(alice)
+    await lobby_frames(alices_lobby, 2.5, until=lambda rooms: True)
+
+    sender = await connect("general", bob)
+    await sender.send_to(text_data=message_frame("while alice has it open"))
+    await reader.receive_from(timeout=2)
+
+    assert all(r["unread"] == 0 for rooms in await lobby_frames(alices_lobby, 3) for r in rooms)
+    mark = await database_sync_to_async(ReadMark.objects.get)(user=alice, room=room)
+    assert mark.seq == 2

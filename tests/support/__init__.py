@@ -1,0 +1,1 @@
+"""Shared test helpers: live servers (daphne, redis-server, Chromium) and the Procfile's command."""
