@@ -40,8 +40,11 @@ class RenderCache:
             self.items.popitem(last=False)
         return html
 
+    def clear(self) -> None:
+        self.items.clear()
 
-_rendered = RenderCache(4096)
+
+rendered = RenderCache(4096)
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
@@ -68,7 +71,7 @@ def timeline_items(entries: Iterable[days.Entry], *, room_name: str, zone_name: 
         message = entry.message
         key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name)
         context = {"message": message, "room_name": room_name}
-        items.append(_rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
+        items.append(rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
     return items
 
 
@@ -110,7 +113,7 @@ def message_appended(*, event: dict[str, Any], zone_name: str) -> str:
             room_name=room_name, replaced=[], appended=entries, cursor=message.seq, zone_name=zone_name
         )
 
-    return _rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name), render)
+    return rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name), render)
 
 
 def changes_applied(
@@ -130,7 +133,7 @@ def item_oob(message: Message, *, room_name: str, zone_name: str) -> SafeString:
     """A message as it is now, to replace the copy a page shows (by its id; a page without it ignores it)."""
     key = ("oob", message.pk, message.seq, message.created.isoformat(), zone_name)
     context = {"message": message, "room_name": room_name, "oob": True}
-    return _rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
+    return rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
 
 
 def too_much_changed(*, room_name: str, cursor: int) -> str:
@@ -172,3 +175,18 @@ def compose_errors(*, errors: list[str], restore: str | None = None) -> str:
 def signed_out(*, room_name: str) -> str:
     """For a socket whose session ended: the compose form and the account links show it."""
     return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})
+
+
+def presence_list(view: Any) -> str:
+    """`#presence`: who has the room open (a presence_store.View)."""
+    return render_to_string("chat/oob/_presence.html", {"presence": view.context()})
+
+
+def typing_list(names: tuple[str, ...]) -> str:
+    """`#typing`: who is typing in the room, for one reader."""
+    return render_to_string("chat/oob/_typing.html", {"typing": names})
+
+
+def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str) -> str:
+    """`#rooms`: the lobby's list of rooms, in the reader's time zone."""
+    return render_in(zone_name, "chat/oob/_lobby_rooms.html", {"entries": entries})

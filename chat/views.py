@@ -22,7 +22,7 @@ from chat.forms import DeactivateForm, RoomForm
 from chat.models import Message, Room, room_name_validator
 from chat.protection import limits
 from chat.realtime import lobby as lobby_list
-from chat.realtime import presence, unread
+from chat.realtime import presence_store, unread
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -85,7 +85,7 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
         # The page's position in the room's stream: a reconnecting socket sends it back.
         "cursor": page.messages[-1].seq if page.messages else 0,
         "zone_name": timezone.get_current_timezone_name(),
-        "presence": view.context() if (view := presence.view_now(room.name)) else None,
+        "presence": view.context() if (view := presence_store.view_now(room.name)) else None,
         "errors": errors,
         "body": body,
         # Each rendered form gets its own token: submitting it twice stores one message.

@@ -14,6 +14,7 @@ from django.test import Client
 
 from chat import services
 from chat.models import Message, Room
+from chat.realtime import process
 
 pytest_plugins = ["tests.support.live"]
 
@@ -21,16 +22,11 @@ pytest_plugins = ["tests.support.live"]
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
     """Each test gets its own in-memory layer (no groups left over from another test), and the process's
-    memory of rooms and rendered fragments starts empty (another test's database had other rows)."""
-    from chat import fragments
-    from chat.realtime import catch_up, layer_watch, liveness
-
+    memory of sockets, rooms and rendered fragments starts empty (another test's database had other rows)."""
     channel_layers.backends.clear()
-    catch_up.rooms = catch_up.RoomSeqs()
-    fragments._rendered.items.clear()
-    layer_watch._rooms.clear()
-    liveness._sockets.clear()
+    process.reset()
     yield
+    process.reset()
     channel_layers.backends.clear()
 
 
@@ -45,18 +41,8 @@ def fresh_limits(settings):
 @pytest.fixture(autouse=True)
 def presence_quiet(request, settings):
     """Presence frames arrive whenever anyone joins: tests of other concerns read exact frames, so only
-    tests marked `presence` get them. Each test starts with no one here."""
-    from chat.realtime import lobby, presence, typing_notices, unread
-
+    tests marked `presence` get them."""
     settings.CHAT_PRESENCE = request.node.get_closest_marker("presence") is not None
-
-    def reset():
-        for module in (presence, typing_notices, lobby, unread):
-            module.reset()
-
-    reset()
-    yield
-    reset()
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ broadcast or a layer outage, every socket of the room is behind by the same chan
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chat import days, fragments, selectors
 from chat.realtime import db
+from chat.realtime.registry import Entry, sockets
 
 # A page that missed more new messages than this gets the latest page and a marker for the rest.
 MAX_CATCH_UP = 200
@@ -59,21 +59,19 @@ class RoomSeqs:
     reads its sockets share."""
 
     def __init__(self) -> None:
-        self._members: Counter[str] = Counter()
         self._seq: dict[str, int] = {}
         self._reads = SharedReads()
 
-    def join(self, room: str) -> None:
-        self._members[room] += 1
+    def joined(self, entry: Entry) -> None:
+        pass
 
-    def leave(self, room: str) -> None:
-        self._members[room] -= 1
-        if self._members[room] <= 0:
-            del self._members[room]
-            self._seq.pop(room, None)
+    def left(self, entry: Entry) -> None:
+        """The room's last socket here closed: its seq is no longer followed."""
+        if not sockets.room_size(entry.room):
+            self._seq.pop(entry.room, None)
 
     def advance(self, room: str, seq: int) -> None:
-        if room in self._members and seq > self._seq.get(room, 0):
+        if sockets.room_size(room) and seq > self._seq.get(room, 0):
             self._seq[room] = seq
 
     def known(self, room: str) -> int | None:
@@ -106,6 +104,9 @@ class RoomSeqs:
     def forget(self) -> None:
         """The layer failed: broadcasts may have been lost, so nothing known is trusted any more."""
         self._seq.clear()
+
+    def reset(self) -> None:
+        self.__init__()
 
 
 rooms = RoomSeqs()

@@ -1,8 +1,9 @@
 """The room socket: one consumer per browser tab, one Channels group per room.
 
-Thin by design: parse the frame, call a service, send what it returns. Catch-up
-lives in chat/realtime/catch_up.py, connection status in chat/realtime/liveness.py, every frame's
-HTML in chat/fragments.py. The frames are documented in docs/protocol.md.
+Thin by design: parse the frame, call a service, send what it returns. A socket is added to the
+process's registry on connect and removed on disconnect (chat/realtime/registry.py): presence,
+typing, catch-up, liveness, layer watch, unread and the session listener follow it from there.
+Every frame's HTML comes from chat/fragments.py. The frames are documented in docs/protocol.md.
 """
 
 import json
@@ -17,8 +18,9 @@ from chat import fragments, selectors, services
 from chat.models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from chat.protection import limits
 from chat.protection.token_bucket import TokenBucket
-from chat.realtime import catch_up, db, layer_watch, liveness, post_auth, presence, session_notices, typing_notices
+from chat.realtime import catch_up, db, layer_watch, post_auth, presence, session_notices, typing_notices
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +74,10 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         self.group_name = room_group_name(self.room_name)
         self.joined = await self.join()
         self.joined_at = time.monotonic()
-        catch_up.rooms.join(self.room_name)
-        layer_watch.watch(self.channel_name, self.room_name)
-        liveness.register(self)
+        # From here on the process follows it: presence, typing, catch-up, liveness, layer watch, unread
+        # and the session listener (a logout elsewhere closes it).
+        sockets.add(self, room=self.room_name)
         await self.send(text_data=fragments.connection_status())
-        await presence.join(self)
-        user = self.scope.get("user")
-        self.follows_session = user is not None and user.is_authenticated  # a logout elsewhere closes it
-        if self.follows_session:
-            session_notices.listener().follow()
 
     async def join(self) -> bool:
         """Join the room's group. If the layer is down, read-only until it returns (then resync joins)."""
@@ -93,15 +90,11 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         return True
 
     async def disconnect(self, code: int) -> None:
+        sockets.remove(self)
+        # The socket count is shared by every process (it gates new sockets): not per-process state.
         if getattr(self, "counted", False):
             await limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip)
-        if getattr(self, "follows_session", False):
-            session_notices.listener().unfollow()
         if hasattr(self, "group_name"):
-            liveness.unregister(self)
-            await presence.leave(self)
-            catch_up.rooms.leave(self.room_name)
-            layer_watch.unwatch(self.channel_name)
             try:
                 await self.channel_layer.group_discard(self.group_name, self.channel_name)
             except Exception as exc:  # the layer is down; its groups went with it
@@ -117,7 +110,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif typing_notices.is_notice(data):
-            await typing_notices.notice(self)
+            await typing_notices.typists.notice(self)
         elif "after" in data:
             await self.sync(cursor=parse_cursor(data["after"]))
         else:
@@ -179,7 +172,7 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
         and a gap means a broadcast was lost, so what is missing comes from the database."""
-        await typing_notices.message_arrived(self, event)
+        await typing_notices.typists.message_arrived(self, event)
         seq = event["seq"]
         catch_up.rooms.advance(self.room_name, seq)
         if self.seq is None or seq <= self.seq:

@@ -10,15 +10,14 @@ One task per process looks at its sockets every couple of seconds:
   it is told to catch up from the database.
 """
 
-import asyncio
 import logging
 import time
-from typing import Protocol
 
 from channels.layers import get_channel_layer
 
 from chat import fragments
 from chat.realtime import catch_up
+from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
 
@@ -26,36 +25,13 @@ TICK = 2.5
 IDLE_REFRESH = 10.0
 
 
-class Socket(Protocol):
-    channel_name: str
-    room_name: str
-    seq: int | None
-    last_sent: float
-    behind_at: int | None  # the room seq it was behind on the last tick
-
-    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False): ...
-
-
-_sockets: set[Socket] = set()
-_task: asyncio.Task | None = None
-
-
-def register(socket: Socket) -> None:
-    global _task
-    _sockets.add(socket)
-    if _task is None or _task.done() or _task.get_loop() is not asyncio.get_running_loop():
-        _task = asyncio.get_running_loop().create_task(_watch())
-
-
-def unregister(socket: Socket) -> None:
-    _sockets.discard(socket)
-
-
 async def tick() -> None:
+    """Refresh idle sockets' status, and tell stragglers to catch up (a scheduled job, every TICK)."""
     now = time.monotonic()
     status = None
     layer = get_channel_layer()
-    for socket in list(_sockets):
+    for entry in sockets:
+        socket = entry.socket
         if now - socket.last_sent >= IDLE_REFRESH:
             status = status or fragments.connection_status()
             try:
@@ -75,10 +51,5 @@ async def tick() -> None:
                 logger.info("telling %s to catch up failed: %r", socket.channel_name, exc)
 
 
-async def _watch() -> None:
-    while _sockets:
-        await asyncio.sleep(TICK)
-        try:
-            await tick()
-        except Exception:
-            logger.exception("connection status tick failed")
+def active() -> bool:
+    return bool(len(sockets))

@@ -3,7 +3,7 @@ its last message (author, the first 80 characters, time) and, for a signed-in re
 messages are new to them.
 
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
-it live. One task per process with lobby sockets reads the lobby every TICK (1 s): the room list
+it live. A scheduled job per process with lobby sockets reads the lobby every TICK (1 s): the room list
 (one query), the rooms' presence counts (one read of the presence store) and the unread counts of
 every signed-in reader with a lobby socket here (one query), whatever the number of sockets. Each
 socket whose list differs from the one it shows gets the whole `#rooms` list, rendered once per
@@ -20,9 +20,9 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from chat import fragments, selectors
 from chat.models import DEFAULT_TIME_ZONE
-from chat.realtime import db, presence, unread  # noqa: F401  # unread: its flush follows room sockets
+from chat.realtime import db, presence_store
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
-from chat.realtime.scheduler import Periodic
+from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Entry:
 
 def entries(
     rooms: list[selectors.LobbyRoom],
-    views: dict[str, presence.View],
+    views: dict[str, presence_store.View],
     new: dict[tuple[int, int], int],
     user_id: int | None,
 ) -> tuple[Entry, ...]:
@@ -57,7 +57,7 @@ def page_entries(*, user: AbstractBaseUser) -> tuple[Entry, ...]:
     rooms = selectors.lobby_rooms()
     user_id = user.pk if user.is_authenticated else None
     new = selectors.unread_counts(user_ids={user_id}, room_ids=[r.id for r in rooms]) if user_id else {}
-    return entries(rooms, presence.counts_now([r.name for r in rooms]), new, user_id)
+    return entries(rooms, presence_store.counts_now([r.name for r in rooms]), new, user_id)
 
 
 class LobbyConsumer(PooledDatabaseWebsocketConsumer):
@@ -71,48 +71,38 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None
         await self.accept()
-        _sockets[self.channel_name] = self
-        _loop.ensure_running()
+        sockets.add_lobby(self)
 
     async def disconnect(self, code: int) -> None:
-        _sockets.pop(self.channel_name, None)
+        sockets.remove_lobby(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket
 
 
-_sockets: dict[str, LobbyConsumer] = {}
-
-
-def frame(view: tuple[Entry, ...], zone_name: str) -> str:
-    return fragments.render_in(zone_name, "chat/oob/_lobby_rooms.html", {"entries": view})
+def active() -> bool:
+    return bool(sockets.lobby())
 
 
 async def tick() -> None:
-    sockets = list(_sockets.values())
-    if not sockets:
+    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK)."""
+    lobby_sockets = sockets.lobby()
+    if not lobby_sockets:
         return
     rooms = await db.reads(selectors.lobby_rooms)()
-    views = await presence.views([room.name for room in rooms])
-    user_ids = {socket.user_id for socket in sockets if socket.user_id}
+    views = await presence_store.views([room.name for room in rooms])
+    user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     rendered: dict[tuple[Any, ...], str] = {}
-    for socket in sockets:
+    for socket in lobby_sockets:
         view = entries(rooms, views, new, socket.user_id)
         if view == socket.shown:
             continue
         key = (view, socket.zone_name)
         if key not in rendered:
-            rendered[key] = frame(view, socket.zone_name)
+            rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name)
         socket.shown = view
         try:
             await socket.send(text_data=rendered[key])
         except Exception:  # closing meanwhile
             continue
-
-
-_loop = Periodic("lobby", TICK, tick, lambda: bool(_sockets))
-
-
-def reset() -> None:
-    _sockets.clear()

@@ -25,6 +25,10 @@ class PerLoop(Generic[T]):
             made = self._made[loop] = self._make()
         return made
 
+    def all(self) -> list[T]:
+        """Every live loop's."""
+        return list(self._made.values())
+
     def clear(self) -> None:
         """Forget every loop's (the settings they were made from changed)."""
         self._made.clear()

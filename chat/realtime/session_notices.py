@@ -19,8 +19,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from chat.realtime import presence
 from chat.realtime.loops import PerLoop
+from chat.realtime.registry import Entry, sockets
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ class Listener:
         try:
             while True:
                 event = await retrying("receiving session notices", layer.receive, channel)
-                for entry in presence.sockets_of_user(event.get("user")):
+                for entry in sockets.of_user(event.get("user")):
                     try:
-                        await layer.send(entry.socket.channel_name, event)
+                        await layer.send(entry.channel, event)
                     except Exception as exc:  # the per-post check still refuses the socket's next post
                         logger.warning("passing on %s failed: %r", event.get("type"), exc)
         finally:
@@ -132,3 +132,24 @@ _listeners = PerLoop(Listener)
 def listener() -> Listener:
     """The running event loop's listener."""
     return _listeners.get()
+
+
+class Follower:
+    """Follows the registry: a process listens while it has signed-in room sockets."""
+
+    def joined(self, entry: Entry) -> None:
+        if entry.user_id is not None:
+            listener().follow()
+
+    def left(self, entry: Entry) -> None:
+        if entry.user_id is not None:
+            listener().unfollow()
+
+    def reset(self) -> None:
+        for made in _listeners.all():
+            if made.task is not None:
+                made.task.cancel()
+        _listeners.clear()
+
+
+follower = Follower()

@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.template.loader import render_to_string
 
+from chat import fragments
 from chat.models import room_group_name
-from chat.realtime import presence
-from chat.realtime.scheduler import Periodic
+from chat.realtime.registry import Entry, sockets
+from chat.realtime.scheduler import scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,7 @@ NOTICE_GAP = 2.0
 # longer than that so it does not flicker, and gone within 6 s of the last keystroke.
 SHOWN_FOR = 4.5
 TICK = 0.5
-
-_relayed: dict[tuple[str, str], float] = {}  # (room, username) → when its last notice was relayed
-_typing: dict[str, dict[str, float]] = {}  # room → username → shown until (monotonic)
+JOB = "typing"
 
 
 def is_notice(data: dict[str, Any]) -> bool:
@@ -40,42 +38,90 @@ def is_notice(data: dict[str, Any]) -> bool:
     return isinstance(headers, dict) and headers.get(MARKER) == "1"
 
 
-async def notice(socket: presence.Socket) -> None:
-    """A user is typing: tell the room, unless they are anonymous or told it within NOTICE_GAP."""
-    user = socket.scope.get("user")
-    if user is None or not user.is_authenticated:
+class Typing:
+    """This process's typists per room, and the pages' views of them."""
+
+    def __init__(self) -> None:
+        self.relayed: dict[tuple[str, str], float] = {}  # (room, username) → when its last notice was relayed
+        self.typing: dict[str, dict[str, float]] = {}  # room → username → shown until (monotonic)
+
+    async def notice(self, socket: Any) -> None:
+        """A user is typing: tell the room, unless they are anonymous or told it within NOTICE_GAP."""
+        user = socket.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return
+        key = (socket.room_name, user.get_username())
+        now = time.monotonic()
+        if now - self.relayed.get(key, float("-inf")) < NOTICE_GAP:
+            return
+        self.relayed[key] = now
+        scheduler.wake(JOB)
+        try:
+            await get_channel_layer().group_send(
+                room_group_name(socket.room_name), {"type": "chat.typing", "user": key[1]}
+            )
+        except Exception as exc:  # the next keystrokes try again
+            logger.info("relaying typing in %s failed: %r", socket.room_name, exc)
+
+    def heard(self, room_name: str, username: str) -> None:
+        self.typing.setdefault(room_name, {})[username] = time.monotonic() + SHOWN_FOR
+        scheduler.wake(JOB)
+
+    async def message_arrived(self, socket: Any, event: dict[str, Any]) -> None:
+        """Their new message is here: they are no longer typing, and this page stops saying so at once."""
+        if event.get("kind", "post") != "post":
+            return
+        author = event["author"]
+        room = self.typing.get(socket.room_name)
+        if room is not None:
+            room.pop(author, None)
+        # What they type next is a new message: its first notice (the new input's first keystroke) goes through.
+        self.relayed.pop((socket.room_name, author), None)
+        entry = sockets.entry(socket.channel_name)
+        if entry is not None and author in entry.typing_shown:
+            await show(entry, self.typists(socket.room_name), {})
+
+    def typists(self, room_name: str) -> set[str]:
+        return set(self.typing.get(room_name, ()))
+
+    def active(self) -> bool:
+        return bool(self.typing or self.relayed)
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        for key, at in list(self.relayed.items()):
+            if now - at >= NOTICE_GAP:
+                del self.relayed[key]
+        for room_name, typing in list(self.typing.items()):
+            for username, until in list(typing.items()):
+                if until <= now:
+                    del typing[username]
+            rendered: dict[tuple[str, ...], str] = {}  # one render per distinct list in the room
+            for entry in sockets.in_room(room_name):
+                await show(entry, set(typing), rendered)
+            if not typing:
+                del self.typing[room_name]
+
+    def reset(self) -> None:
+        self.relayed.clear()
+        self.typing.clear()
+
+
+async def show(entry: Entry, names: set[str], rendered: dict[tuple[str, ...], str]) -> None:
+    """Send this socket the typists it does not show yet (never its own user)."""
+    view = tuple(sorted(names - {entry.username}, key=str.casefold))
+    if view == entry.typing_shown:
         return
-    key = (socket.room_name, user.get_username())
-    now = time.monotonic()
-    if now - _relayed.get(key, float("-inf")) < NOTICE_GAP:
-        return
-    _relayed[key] = now
+    entry.typing_shown = view
+    if view not in rendered:
+        rendered[view] = fragments.typing_list(view)
     try:
-        await get_channel_layer().group_send(
-            room_group_name(socket.room_name), {"type": "chat.typing", "user": key[1]}
-        )
-    except Exception as exc:  # the next keystrokes try again
-        logger.info("relaying typing in %s failed: %r", socket.room_name, exc)
+        await entry.socket.send(text_data=rendered[view])
+    except Exception:  # closing meanwhile
+        pass
 
 
-def heard(room_name: str, username: str) -> None:
-    _typing.setdefault(room_name, {})[username] = time.monotonic() + SHOWN_FOR
-    _loop.ensure_running()
-
-
-async def message_arrived(socket: presence.Socket, event: dict[str, Any]) -> None:
-    """Their new message is here: they are no longer typing, and this page stops saying so at once."""
-    if event.get("kind", "post") != "post":
-        return
-    author = event["author"]
-    room = _typing.get(socket.room_name)
-    if room is not None:
-        room.pop(author, None)
-    # What they type next is a new message: its first notice (the new input's first keystroke) goes through.
-    _relayed.pop((socket.room_name, author), None)
-    entry = presence.here.get(socket.channel_name)
-    if entry is not None and author in entry.typing:
-        await show(entry, typists(socket.room_name), {})
+typists = Typing()
 
 
 class TypingEvents:
@@ -84,50 +130,4 @@ class TypingEvents:
     room_name: str
 
     async def chat_typing(self, event: dict[str, Any]) -> None:
-        heard(self.room_name, event["user"])
-
-
-def typists(room_name: str) -> set[str]:
-    return set(_typing.get(room_name, ()))
-
-
-def frame(names: tuple[str, ...]) -> str:
-    return render_to_string("chat/oob/_typing.html", {"typing": names})
-
-
-async def show(entry: presence.Here, names: set[str], rendered: dict[tuple[str, ...], str]) -> None:
-    """Send this socket the typists it does not show yet (never its own user)."""
-    view = tuple(sorted(names - {entry.username}, key=str.casefold))
-    if view == entry.typing:
-        return
-    entry.typing = view
-    if view not in rendered:
-        rendered[view] = frame(view)
-    try:
-        await entry.socket.send(text_data=rendered[view])
-    except Exception:  # closing meanwhile
-        pass
-
-
-async def tick() -> None:
-    now = time.monotonic()
-    for key, at in list(_relayed.items()):
-        if now - at >= NOTICE_GAP:
-            del _relayed[key]
-    for room_name, typing in list(_typing.items()):
-        for username, until in list(typing.items()):
-            if until <= now:
-                del typing[username]
-        rendered: dict[tuple[str, ...], str] = {}  # one render per distinct list in the room
-        for entry in presence.sockets_in(room_name):
-            await show(entry, set(typing), rendered)
-        if not typing:
-            del _typing[room_name]
-
-
-_loop = Periodic("typing", TICK, tick, lambda: bool(_typing or _relayed))
-
-
-def reset() -> None:
-    _relayed.clear()
-    _typing.clear()
+        typists.heard(self.room_name, event["user"])

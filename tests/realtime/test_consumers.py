@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from chat.models import Message
+from chat.realtime.registry import sockets
 from tests.conftest import message_frame, post_message, receive_all, sync_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
@@ -351,12 +352,11 @@ async def test_after_a_layer_outage_only_sockets_behind_their_room_catch_up(conn
     from channels.layers import get_channel_layer
 
     from chat import services
-    from chat.realtime import layer_watch
 
     await create_messages(room, alice, 1)
     current = await connect(room.name, alice)
     behind = await connect(room.name, bob)
-    current_channel, behind_channel = list(layer_watch._rooms)[-2:]
+    current_channel, behind_channel = [entry.channel for entry in sockets.entries()][-2:]
     assert await current.receive_nothing(timeout=0.2)
     # A second message: only `current` got its broadcast before the outage.
     [second] = await create_messages(room, alice, 1, prefix="second")

@@ -12,7 +12,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from chat.backends.sessions import SessionStore
-from chat.realtime import handshake, presence
+from chat.realtime import handshake
+from chat.realtime.registry import sockets
 
 
 def logged_in(user: User) -> str:
@@ -76,7 +77,7 @@ async def test_handshakes_arriving_together_share_one_load(connect, transactiona
 
     assert sum(loads) == 30
     assert len(loads) <= 3
-    assert sorted(entry.username for entry in presence.here.values()) == sorted(user.username for user in users)
+    assert sorted(entry.username for entry in sockets.entries()) == sorted(user.username for user in users)
 
 
 async def test_a_failed_load_refuses_only_its_handshakes(connect, alice, monkeypatch):
@@ -93,7 +94,7 @@ async def test_a_failed_load_refuses_only_its_handshakes(connect, alice, monkeyp
         await connect("general", alice, cursor=None)
 
     page = await connect("general", alice, cursor=None)
-    assert [entry.username for entry in presence.here.values()] == ["alice"]
+    assert [entry.username for entry in sockets.entries()] == ["alice"]
     await page.disconnect()
 
 
@@ -133,5 +134,5 @@ async def test_open_sockets_keep_no_session_store(connect, alice, bob):
     gc.collect()
     held = [obj for obj in gc.get_objects() if isinstance(obj, SessionBase) and obj.session_key in keys]
 
-    assert sorted(entry.username for entry in presence.here.values()) == ["alice", "bob"]
+    assert sorted(entry.username for entry in sockets.entries()) == ["alice", "bob"]
     assert held == []

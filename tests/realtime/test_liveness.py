@@ -8,13 +8,15 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat import services
-from chat.realtime import layer_watch, liveness
+from chat.realtime import liveness
+from chat.realtime.registry import sockets
+from chat.realtime.scheduler import scheduler
 from tests.conftest import message_frame, post_message, receive_all
 
 
 @pytest.fixture
 def fast_ticks(monkeypatch):
-    monkeypatch.setattr(liveness, "TICK", 0.1)
+    monkeypatch.setattr(scheduler.job("liveness"), "interval", 0.1)
     monkeypatch.setattr(liveness, "IDLE_REFRESH", 0.5)
 
 
@@ -75,7 +77,7 @@ async def test_a_socket_left_behind_by_a_lost_last_broadcast_catches_up_within_t
     message = await database_sync_to_async(post_message)(room, alice, "the last word")
     # Only one socket's copy arrives (a layer at capacity dropped the other), and nothing follows.
     event = services.message_event(posted=services.Posted(message=message, created=True, previous=None))
-    got_it_channel = next(channel for channel, name in layer_watch._rooms.items() if name == room.name)
+    got_it_channel = sockets.in_room(room.name)[0].channel
     await get_channel_layer().send(got_it_channel, event)
 
     frames = await receive_all(left_behind, timeout=0.3, first=2.0)

@@ -9,8 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
-from chat.realtime import presence
-from chat.realtime.presence import View
+from chat.realtime import presence, presence_store, process
+from chat.realtime.presence_store import View
+from chat.realtime.registry import sockets
 from tests.conftest import post_message
 from tests.support.live import redis_server_running
 
@@ -66,7 +67,7 @@ def test_a_user_with_several_tabs_is_listed_once_and_anonymous_readers_are_count
 
 
 async def test_expired_members_are_dropped_by_a_read():
-    store = presence.MemoryPresence()
+    store = presence_store.MemoryPresence()
     now = time.time()
     await store.add("r", {"c1 alice": now + 10, "c2 bob": now - 1})
     assert await store.read(["r"], now) == {"r": ["c1 alice"]}
@@ -171,9 +172,9 @@ def test_the_room_page_without_anyone_says_so(client, room):
 def private_redis(settings):
     with redis_server_running("the Redis presence tests") as server:
         settings.REDIS_URL = server.url
-        presence.reset()
+        process.reset()
         yield server
-        presence.reset()
+        process.reset()
     server.stop()
 
 
@@ -190,8 +191,8 @@ async def test_with_redis_a_dead_processs_users_expire_from_every_list(private_r
 
 
 def bobs_channel() -> str:
-    [entry] = presence.here.values()
-    return entry.socket.channel_name
+    [entry] = sockets.entries()
+    return entry.channel
 
 
 @pytest.mark.redis

@@ -103,9 +103,7 @@ async def test_at_most_one_notice_per_user_every_two_seconds_is_relayed(connect,
     except TimeoutError:
         pass
 
-    assert [event for event in relayed if event["type"] == "chat.typing"] == [
-        {"type": "chat.typing", "user": "alice"}
-    ]
+    assert [event for event in relayed if event["type"] == "chat.typing"] == [{"type": "chat.typing", "user": "alice"}]
 
 
 async def test_anonymous_readers_cannot_send_notices(connect, bob):

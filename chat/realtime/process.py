@@ -1,0 +1,47 @@
+"""What a process knows about its sockets, wired in one place.
+
+The registry (chat/realtime/registry.py) owns the process's room and lobby sockets; the scheduler
+(chat/realtime/scheduler.py) runs the periodic work. `install()`, called from ChatConfig.ready,
+subscribes the concerns that follow the sockets to the registry and registers their jobs; nothing
+is wired at import. `reset()` is the one call that forgets everything the process holds (tests).
+"""
+
+from chat import fragments
+from chat.realtime import (
+    catch_up,
+    layer_watch,
+    liveness,
+    lobby,
+    presence,
+    presence_store,
+    session_notices,
+    typing_notices,
+    unread,
+)
+from chat.realtime.registry import sockets
+from chat.realtime.scheduler import scheduler
+
+
+def install() -> None:
+    """Subscribe the concerns to the registry and schedule their periodic work (idempotent)."""
+    for follower in (catch_up.rooms, presence.tracker, unread.positions, session_notices.follower):
+        sockets.follow(follower)
+    scheduler.every(presence.TICK, "presence", presence.tracker.tick, active=presence.tracker.active)
+    typists = typing_notices.typists
+    scheduler.every(typing_notices.TICK, typing_notices.JOB, typists.tick, active=typists.active)
+    scheduler.every(unread.FLUSH, "read marks", unread.positions.flush, active=unread.positions.active)
+    scheduler.every(lobby.TICK, "lobby", lobby.tick, active=lobby.active)
+    scheduler.every(liveness.TICK, "liveness", liveness.tick, active=liveness.active)
+    scheduler.every(layer_watch.PROBE_INTERVAL, "layer watch", layer_watch.watch.tick, active=layer_watch.watch.active)
+    sockets.on_add(scheduler.wake)
+
+
+def reset() -> None:
+    """Forget every socket, job and cached read or render of this process."""
+    scheduler.reset()
+    session_notices.follower.reset()
+    sockets.reset()
+    for concern in (catch_up.rooms, presence.tracker, typing_notices.typists, unread.positions, layer_watch.watch):
+        concern.reset()
+    presence_store.backends.reset()
+    fragments.rendered.clear()
