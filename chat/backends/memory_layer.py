@@ -7,7 +7,7 @@ one message cost O(N²): profiled at 1,000 sockets, that sweep was most of the
 server's CPU. Here it runs at most once per CLEAN_INTERVAL seconds; messages
 expire after `expiry` (60 s by default), so they are dropped at most that much later.
 
-Each channel's messages wait in a Mailbox (chat/backends/mailbox.py) instead of an asyncio.Queue:
+Each channel's messages wait in a Mailbox (chat/backends/channel_mailbox.py) instead of an asyncio.Queue:
 every open socket has a channel, and an empty Queue is about 3 KiB.
 """
 
@@ -18,7 +18,7 @@ from copy import deepcopy
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
-from chat.backends.mailbox import Mailbox
+from chat.backends.channel_mailbox import Mailbox
 
 CLEAN_INTERVAL = 1.0
 

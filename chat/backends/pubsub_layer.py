@@ -2,7 +2,7 @@
 and a closing socket's unsubscribe that a second cancellation cannot lose.
 
 Every open socket has a channel, subscribed on its process's shard connection; the layer
-keeps its waiting messages in an asyncio.Queue of about 3 KiB even when empty (chat/backends/mailbox.py).
+keeps its waiting messages in an asyncio.Queue of about 3 KiB even when empty (chat/backends/channel_mailbox.py).
 When a consumer closes, channels-redis unsubscribes its channel inside the cancelled `receive`,
 waiting for the shard's lock; when many sockets close at once, daphne may cancel that wait too
 (a slow-closing app is killed), which logged "Unexpected exception while cleaning-up channel"
@@ -16,7 +16,7 @@ import logging
 from channels_redis import pubsub
 from channels_redis.utils import _wrap_close
 
-from chat.backends.mailbox import Mailbox
+from chat.backends.channel_mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The product's channel layers: Channels' in-memory layer and channels-redis's pub/sub layer, with each
-channel's waiting messages in a Mailbox (chat/backends/mailbox.py)."""
+channel's waiting messages in a Mailbox (chat/backends/channel_mailbox.py)."""
 
 import asyncio
 import time
@@ -8,7 +8,7 @@ import pytest
 from channels.exceptions import ChannelFull
 
 from chat.backends import memory_layer
-from chat.backends.mailbox import Mailbox
+from chat.backends.channel_mailbox import Mailbox
 from chat.backends.memory_layer import SweepingInMemoryChannelLayer
 from chat.backends.pubsub_layer import RedisPubSubChannelLayer
 from tests.support.live import redis_server_running

@@ -5,7 +5,7 @@ import tracemalloc
 
 import pytest
 
-from chat.backends.mailbox import Mailbox
+from chat.backends.channel_mailbox import Mailbox
 
 
 async def test_items_come_out_in_order():
