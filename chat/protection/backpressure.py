@@ -142,5 +142,6 @@ def install() -> None:
             self.dropConnection(abort=True)
 
     bounded_handle_reply.bounded = True  # type: ignore[attr-defined]
+    bounded_handle_reply.__wrapped__ = handle_reply  # type: ignore[attr-defined]  # daphne's, for inspect.unwrap
     WebSocketProtocol.handle_reply = bounded_handle_reply
     installed = True

@@ -112,6 +112,11 @@ def loopback_transport(reader_buffer: int = 4096) -> tuple[tcp.Server, socket.so
     return tcp.Server(accepted, protocol.Protocol(), peer, None, 0, backpressure._NoReactor()), reader
 
 
+def daphne_handle_reply():
+    """daphne's own handle_reply, unwrapped if project.asgi already installed the guard in this process."""
+    return inspect.unwrap(WebSocketProtocol.handle_reply)
+
+
 def test_twisted_tcp_transports_keep_the_write_buffer_the_guard_reads():
     """Canary, checked against Twisted 26.10.0: a TCP transport (abstract.FileDescriptor) buffers its
     writes in `_tempDataBuffer`/`_tempDataLen`, then in `dataBuffer` from `offset`; buffered_bytes reads
@@ -156,15 +161,16 @@ def test_daphne_still_has_the_handle_reply_the_guard_wraps():
     """Canary, checked against daphne 4.2.3 (autobahn 26.11.1): the guard replaces
     WebSocketProtocol.handle_reply(self, message), calls it first, then reads `transport` and
     `client_addr` and calls autobahn's `dropConnection(abort=True)`."""
-    assert backpressure.handle_reply_problem(WebSocketProtocol.handle_reply) is None
-    assert "def handle_reply(self, message):" in inspect.getsource(WebSocketProtocol.handle_reply)
-    assert 'elif message["type"] == "websocket.send":' in inspect.getsource(WebSocketProtocol.handle_reply)
+    handle_reply = daphne_handle_reply()
+    assert backpressure.handle_reply_problem(handle_reply) is None
+    assert "def handle_reply(self, message):" in inspect.getsource(handle_reply)
+    assert 'elif message["type"] == "websocket.send":' in inspect.getsource(handle_reply)
     assert "self.client_addr = " in inspect.getsource(WebSocketProtocol.onConnect)
     assert "abort" in inspect.signature(AutobahnProtocol.dropConnection).parameters
 
 
 def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch):
-    monkeypatch.setattr(WebSocketProtocol, "handle_reply", WebSocketProtocol.handle_reply)
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", daphne_handle_reply())
     monkeypatch.setattr(backpressure, "installed", False)
 
     backpressure.install()
@@ -174,7 +180,7 @@ def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch):
 
 
 def test_install_logs_an_error_and_stays_off_when_it_cannot_read_the_buffer(monkeypatch, caplog):
-    original = WebSocketProtocol.handle_reply
+    original = daphne_handle_reply()
     monkeypatch.setattr(WebSocketProtocol, "handle_reply", original)
     monkeypatch.setattr(backpressure, "installed", False)
     # What a Twisted that renamed its buffer would look like to a reader with getattr defaults.
