@@ -7,7 +7,8 @@ When a consumer closes, channels-redis unsubscribes its channel inside the cance
 waiting for the shard's lock; when many sockets close at once, daphne may cancel that wait too
 (a slow-closing app is killed), which logged "Unexpected exception while cleaning-up channel"
 and left the subscription in Redis until the process ended. Here the unsubscribe runs in a task
-of its own. Everything else is channels-redis's own.
+of its own. Everything else is channels-redis's own. The methods copied here are channels-redis
+4.3.0's: tests/backends/test_channel_layers.py fails when the upstream ones change.
 """
 
 import asyncio

@@ -3,7 +3,8 @@
 `SESSION_ENGINE = "chat.backends.sessions"`. Pages use it exactly as Django's `db` engine (same table, same
 format). A reconnect storm's handshakes each need their session: `SessionStore.load_many` reads a
 batch of them with one query, and each store then answers from what was read instead of querying
-on first use (chat/realtime/handshake.py).
+on first use (chat/realtime/handshake.py). `load_many` repeats the read of Django's db engine's `load`:
+tests/backends/test_sessions.py fails when that changes.
 """
 
 from collections.abc import Iterable

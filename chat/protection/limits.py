@@ -205,7 +205,8 @@ async def socket_keys_release(keys: list[str]) -> None:
 
 def _new_async_client() -> redis.asyncio.Redis:
     cache = counters()
-    options = cache._options  # the cache's OPTIONS: its timeouts
+    # RedisCache's location and OPTIONS (its timeouts): Django's cache API exposes neither (test_limits.py pins them).
+    options = cache._options
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         cache._servers[0],
         max_connections=SOCKET_COUNTER_CONNECTIONS,

@@ -6,6 +6,8 @@ victim's cookies. Here, as Django's CsrfViewMiddleware does for forms, the Origi
 `<scheme>://<Host header>` of the handshake itself (the Host being one of ALLOWED_HOSTS), or be
 listed exactly in CSRF_TRUSTED_ORIGINS. Behind a router that terminates TLS the scheme comes
 from SECURE_PROXY_SSL_HEADER, the same setting Django trusts for `request.is_secure()`.
+Not Channels' OriginValidator: it matches a fixed list of origin patterns, so it cannot require the
+handshake's own scheme and Host, and as a coroutine it would hold a frame for each socket's life.
 """
 
 from collections.abc import Awaitable

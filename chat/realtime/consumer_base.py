@@ -7,7 +7,8 @@ thread-sensitive thread. Fanning one message out to 1,000 sockets thus queued
 1,000 hops on that one thread, and while it was busy (a slow query, a held lock)
 no socket of the process could even connect. This consumer does all its database
 work through chat/realtime/db.py, whose units close their connections before and after
-themselves, so it holds no connection for those calls to close.
+themselves, so it holds no connection for those calls to close. The two methods are Channels 4.3.2's
+without that call: tests/realtime/test_consumer_base.py fails when the upstream ones change.
 """
 
 from channels.consumer import get_handler_name

@@ -61,7 +61,9 @@ def users_of(scopes: list[dict[str, Any]]) -> list[AbstractBaseUser | AnonymousU
         if user is not None and backend.user_can_authenticate(user) and _hash_matches(scope["session"], user):
             users.append(user)
         else:
-            users.append(get_user.func(scope))  # Channels' own (it flushes a session whose hash is stale)
+            # Channels' own (it flushes a session whose hash is stale), called on this thread through the sync
+            # function inside its database_sync_to_async: there is no public sync one (test_handshake.py pins it).
+            users.append(get_user.func(scope))
     return users
 
 

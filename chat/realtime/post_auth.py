@@ -3,7 +3,7 @@
 A socket is authenticated once, at its handshake, and may stay open for days. So every post
 re-reads the session (it still exists, its user is active, its password hash still matches:
 Django's own `get_user`) and checks the frame's CSRF token against the socket's `csrftoken`
-cookie with Django's own CSRF functions. Sessions that end also close their sockets at once:
+cookie with Django's own CsrfViewMiddleware. Sessions that end also close their sockets at once:
 chat/realtime/session_notices.py.
 """
 
@@ -14,14 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, QueryDict
 from django.http.cookie import parse_cookie
-from django.middleware.csrf import (
-    CSRF_TOKEN_LENGTH,
-    InvalidTokenFormat,
-    _check_token_format,
-    _does_token_match,
-    _unmask_cipher_token,
-)
+from django.middleware.csrf import CsrfViewMiddleware
 
 STALE_PAGE = "This page has expired: reload it to send messages."
 
@@ -57,23 +52,38 @@ def session_user(scope: dict[str, Any]) -> AbstractBaseUser | None:
     return user
 
 
+_csrf = CsrfViewMiddleware(lambda request: None)  # only its process_view runs, on a request of our own
+
+
+def _post(request: HttpRequest) -> None:
+    """The view a frame's check stands for: a post, not exempt from CSRF."""
+
+
 def csrf_token_valid(scope: dict[str, Any], data: dict[str, Any]) -> bool:
     """The frame's `csrfmiddlewaretoken` (htmx sends the form's), or else the `X-CSRFToken` of the
-    htmx headers every frame carries, against the socket's `csrftoken` cookie, as Django's
-    CsrfViewMiddleware checks a form post."""
-    secret = scope_cookies(scope).get(settings.CSRF_COOKIE_NAME, "")
+    htmx headers every frame carries, against the socket's `csrftoken` cookie: Django's
+    CsrfViewMiddleware checks a POST that carries them as a form post would (the cookie's format,
+    an old-style masked cookie, the token's format and its match; a refusal is logged as Django logs one).
+
+    The request carries no Origin, Referer or proxy scheme header, so the middleware checks only the
+    token: a socket's frames have no headers of their own, and the handshake's Origin (the same for
+    the socket's whole life) was already held to exactly this site by chat/protection/origins.py.
+    """
     headers = data.get("HEADERS")
-    token = data.get("csrfmiddlewaretoken") or (headers.get("X-CSRFToken") if isinstance(headers, dict) else None)
+    field = data.get("csrfmiddlewaretoken")
+    token = field or (headers.get("X-CSRFToken") if isinstance(headers, dict) else None)
     if not isinstance(token, str):
         return False
-    try:
-        _check_token_format(secret)
-        _check_token_format(token)
-    except InvalidTokenFormat:
-        return False
-    if len(secret) == CSRF_TOKEN_LENGTH:  # an old-style masked cookie
-        secret = _unmask_cipher_token(secret)
-    return _does_token_match(token, secret)
+    request = HttpRequest()
+    request.method = "POST"
+    request.path = request.path_info = scope.get("path", "")
+    request.COOKIES = scope_cookies(scope)
+    if field:
+        request.POST = QueryDict(mutable=True)
+        request.POST["csrfmiddlewaretoken"] = token
+    else:
+        request.META[settings.CSRF_HEADER_NAME] = token
+    return _csrf.process_view(request, _post, (), {}) is None
 
 
 def current_user(scope: dict[str, Any]) -> AbstractBaseUser | None:

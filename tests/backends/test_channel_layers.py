@@ -2,6 +2,10 @@
 channel's waiting messages in a Mailbox (chat/backends/channel_mailbox.py)."""
 
 import asyncio
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
 import time
 
 import pytest
@@ -154,3 +158,47 @@ async def test_pubsub_layer_unsubscribes_a_closed_receiver_even_when_the_close_i
     finally:
         await observer.aclose()
         await layer.flush()
+
+
+# The upstream code the layers copy or lean on, by the SHA-256 (first 16 hex digits) of its
+# inspect.getsource: the copied methods themselves, and the upstream ones that touch what the copies
+# change (each channel's Mailbox in `channels`, the `groups` dict the sweep walks, `_layers` per loop).
+CHECKED_AGAINST = {"channels": "4.3.2", "channels_redis": "4.3.0"}
+UPSTREAM_SOURCES = [
+    # channels 4.3.2: InMemoryChannelLayer, copied in chat/backends/memory_layer.py.
+    ("channels.layers", "InMemoryChannelLayer.__init__", "a868dc26b1c1947d", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer.send", "a4dab1cd8aff886e", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer.receive", "e615f8ae40b60e12", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer._clean_expired", "604032dae1cc01d2", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer._remove_from_groups", "791d451199f668ed", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer.group_add", "7c4f2ffd2d8f7a91", "memory_layer"),
+    ("channels.layers", "InMemoryChannelLayer.group_send", "693c3172deb6431b", "memory_layer"),
+    # channels-redis 4.3.0: the pub/sub layer, copied in chat/backends/pubsub_layer.py.
+    ("channels_redis.pubsub", "RedisPubSubChannelLayer._get_layer", "1862b87a25ac72b2", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisPubSubLoopLayer.__init__", "fd9d37e275298a58", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisPubSubLoopLayer._subscribe_to_channel", "3da2e955db06450f", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisPubSubLoopLayer.receive", "2d3fa7938ba6e0a6", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisPubSubLoopLayer._get_shard", "9c655ee12ccbc91e", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisPubSubLoopLayer.group_add", "09e5aeb8954a88f2", "pubsub_layer"),
+    ("channels_redis.pubsub", "RedisSingleShardConnection._receive_message", "2f5f46af28e8ed76", "pubsub_layer"),
+    ("channels_redis.utils", "_wrap_close", "3d610af1683772a9", "pubsub_layer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "digest", "ours"), UPSTREAM_SOURCES, ids=[f"{row[0]}.{row[1]}" for row in UPSTREAM_SOURCES]
+)
+def test_the_upstream_code_the_layers_copy_is_the_version_they_were_copied_from(module, name, digest, ours):
+    """Canary, checked against channels 4.3.2 and channels-redis 4.3.0: each upstream method the layers
+    copy (or whose use of `channels`/`groups`/`_layers` the copies rely on) still has the source it had.
+    A change fails here, naming the copy to re-read before updating the digest."""
+    package = module.split(".")[0]
+    target = importlib.import_module(module)
+    for attribute in name.split("."):
+        target = getattr(target, attribute)
+
+    assert hashlib.sha256(inspect.getsource(target).encode()).hexdigest()[:16] == digest, (
+        f"{module}.{name} is not the one of {package} {CHECKED_AGAINST[package]} "
+        f"(installed: {importlib.metadata.version(package)}): re-check the copy in chat/backends/{ours}.py, "
+        "then update its digest here"
+    )

@@ -3,9 +3,13 @@
 A raw signed-in client with a tiny receive buffer completes the handshake, then keeps posting
 long messages (each comes back to it as about 10 KB of HTML) and never reads a byte. The
 server must drop it (the client's writes then fail) and its memory must not grow by all it sent.
+
+The guard reads Twisted's transport internals and wraps daphne's handle_reply: the canaries below
+fail when either changes, and the start-up check turns the guard visibly off rather than quietly.
 """
 
 import base64
+import inspect
 import json
 import os
 import socket
@@ -15,7 +19,11 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import abstract, protocol, tcp
 
+from chat.protection import backpressure
 from tests.protection.test_limits_redis import cookie_for
 from tests.support.live import unique
 
@@ -89,3 +97,116 @@ def test_a_client_that_never_reads_is_dropped_and_memory_stays_bounded(server):
     assert dropped, f"the server still took frames after {sent} posts"
     # A loose sanity bound (posts also cost memory on their way in): the drop above is what bounds it.
     assert grown < 60 * 1024, f"the server grew by {grown} KiB for one non-reading client"
+
+
+def loopback_transport(reader_buffer: int = 4096) -> tuple[tcp.Server, socket.socket]:
+    """A real twisted.internet.tcp.Server on a loopback connection with small kernel buffers, and its peer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, reader_buffer)
+    reader.connect(listener.getsockname())
+    accepted, peer = listener.accept()
+    listener.close()
+    reader.settimeout(5)  # a wrong count fails the test instead of hanging it
+    accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return tcp.Server(accepted, protocol.Protocol(), peer, None, 0, backpressure._NoReactor()), reader
+
+
+def daphne_handle_reply():
+    """daphne's own handle_reply, unwrapped if project.asgi already installed the guard in this process."""
+    return inspect.unwrap(WebSocketProtocol.handle_reply)
+
+
+def test_twisted_tcp_transports_keep_the_write_buffer_the_guard_reads():
+    """Canary, checked against Twisted 26.10.0: a TCP transport (abstract.FileDescriptor) buffers its
+    writes in `_tempDataBuffer`/`_tempDataLen`, then in `dataBuffer` from `offset`; buffered_bytes reads
+    them with no defaults, and counts exactly what is written but not yet taken by the kernel."""
+    transport, reader = loopback_transport()
+    try:
+        assert isinstance(transport, abstract.FileDescriptor)
+        assert (transport.dataBuffer, transport.offset, transport._tempDataLen) == (b"", 0, 0)
+        assert backpressure.buffered_bytes(transport) == 0
+
+        transport.write(b"a" * 100_000)
+        transport.write(b"b" * 100_000)
+        assert backpressure.buffered_bytes(transport) == 200_000  # nothing sent until the reactor says so
+
+        transport.doWrite()  # the small kernel buffers take part of it
+        waiting = backpressure.buffered_bytes(transport)
+        assert 0 < waiting < 200_000
+        received = b""
+        while len(received) < 200_000 - waiting:
+            received += reader.recv(65536)
+        assert len(received) == 200_000 - waiting  # the peer has exactly what the transport let go
+        assert received == (b"a" * 100_000 + b"b" * 100_000)[: len(received)]
+
+        deadline = time.monotonic() + 5
+        while backpressure.buffered_bytes(transport) and time.monotonic() < deadline:
+            transport.doWrite()
+            while len(received) < 200_000 - backpressure.buffered_bytes(transport):
+                received += reader.recv(65536)
+        assert backpressure.buffered_bytes(transport) == 0
+        assert len(received) == 200_000
+    finally:
+        transport.socket.close()
+        reader.close()
+
+
+def test_the_start_up_check_passes_on_this_twisted():
+    """Canary, checked against Twisted 26.10.0: install()'s own check of a real TCP transport."""
+    assert backpressure.transport_problem() is None
+
+
+def test_daphne_still_has_the_handle_reply_the_guard_wraps():
+    """Canary, checked against daphne 4.2.3 (autobahn 26.11.1): the guard replaces
+    WebSocketProtocol.handle_reply(self, message), calls it first, then reads `transport` and
+    `client_addr` and calls autobahn's `dropConnection(abort=True)`."""
+    handle_reply = daphne_handle_reply()
+    assert backpressure.handle_reply_problem(handle_reply) is None
+    assert "def handle_reply(self, message):" in inspect.getsource(handle_reply)
+    assert 'elif message["type"] == "websocket.send":' in inspect.getsource(handle_reply)
+    assert "self.client_addr = " in inspect.getsource(WebSocketProtocol.onConnect)
+    assert "abort" in inspect.signature(AutobahnProtocol.dropConnection).parameters
+
+
+def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch):
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", daphne_handle_reply())
+    monkeypatch.setattr(backpressure, "installed", False)
+
+    backpressure.install()
+
+    assert backpressure.installed
+    assert WebSocketProtocol.handle_reply.bounded
+
+
+def test_install_logs_an_error_and_stays_off_when_it_cannot_read_the_buffer(monkeypatch, caplog):
+    original = daphne_handle_reply()
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", original)
+    monkeypatch.setattr(backpressure, "installed", False)
+    # What a Twisted that renamed its buffer would look like to a reader with getattr defaults.
+    monkeypatch.setattr(backpressure, "buffered_bytes", lambda transport: getattr(transport, "renamed", 0))
+
+    backpressure.install()
+
+    assert not backpressure.installed
+    assert WebSocketProtocol.handle_reply is original
+    assert [record.levelname for record in caplog.records] == ["ERROR"]
+    assert "memory guard is OFF" in caplog.records[0].getMessage()
+
+
+def test_a_transport_without_the_buffer_is_reported_not_skipped_quietly(monkeypatch, caplog):
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", lambda self, message: None)
+    monkeypatch.setattr(backpressure, "installed", False)
+    monkeypatch.setattr(backpressure, "transport_problem", lambda: None)
+    backpressure.install()
+    backpressure.unreadable_transport.cache_clear()
+
+    class Wrapped:  # e.g. a TLS transport, which keeps no dataBuffer of its own
+        pass
+
+    page = type("Page", (), {"transport": Wrapped(), "client_addr": None})()
+    WebSocketProtocol.handle_reply(page, {"type": "websocket.send", "text": "x"})
+    WebSocketProtocol.handle_reply(page, {"type": "websocket.send", "text": "y"})
+
+    assert [record.levelname for record in caplog.records] == ["ERROR"]  # once per kind of transport
+    assert "Wrapped" in caplog.records[0].getMessage()

@@ -5,11 +5,13 @@ is stored, others are unaffected. Counters live in the cache (tests/protection/t
 them on Redis across two processes).
 """
 
+import inspect
 from uuid import uuid4
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.test import Client
 
 from chat.models import Message
@@ -204,3 +206,13 @@ def test_a_failing_cache_lets_posts_through(alice, room, settings, caplog):
 
     assert posted.created
     assert "limit posts_per_user not applied" in caplog.text
+
+
+def test_djangos_redis_cache_keeps_the_location_and_options_the_socket_counters_read():
+    """Canary, checked against Django 5.2.19: the socket counters' asyncio client connects to
+    RedisCache's `_servers[0]` with timeouts from its `_options` (Django's cache API exposes neither)."""
+    cache = RedisCache("redis://127.0.0.1:6390/3,redis://127.0.0.1:6391/3", {"OPTIONS": {"socket_timeout": 3}})
+
+    assert cache._servers == ["redis://127.0.0.1:6390/3", "redis://127.0.0.1:6391/3"]
+    assert cache._options == {"socket_timeout": 3}
+    assert "self._servers[index]" in inspect.getsource(RedisCacheClient._get_connection_pool)

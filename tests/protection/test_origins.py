@@ -2,6 +2,11 @@
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest
+from django.http.request import split_domain_port, validate_host
+
+from chat.protection import origins
 
 
 async def handshake(origin: bytes | None, host: bytes | None = b"localhost", *extra: tuple[bytes, bytes]) -> bool:
@@ -57,3 +62,20 @@ async def test_a_trusted_origin_is_accepted_exactly(transactional_db, settings):
     assert await handshake(b"https://chat.example.com", b"localhost")
     assert not await handshake(b"https://chat.example.com:8443", b"localhost")
     assert not await handshake(b"http://chat.example.com", b"localhost")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_the_allowed_hosts_are_the_ones_django_checks_a_host_against(settings, debug):
+    """Canary, checked against Django 5.2.19: origins.allowed_hosts() repeats HttpRequest.get_host()'s
+    rule (with DEBUG and no ALLOWED_HOSTS, the local names), so both accept and refuse the same hosts."""
+    settings.DEBUG, settings.ALLOWED_HOSTS = debug, []
+    for host in ["localhost", "app.localhost", "127.0.0.1", "[::1]", "example.com", "10.0.0.1", "localhost.evil"]:
+        request = HttpRequest()
+        request.META = {"HTTP_HOST": host, "SERVER_NAME": "unused", "SERVER_PORT": "80"}
+        try:
+            request.get_host()
+            django_allows = True
+        except DisallowedHost:
+            django_allows = False
+
+        assert validate_host(split_domain_port(host)[0], origins.allowed_hosts()) == django_allows, host

@@ -3,9 +3,13 @@ own get_user would give it, with two queries for a whole batch."""
 
 import asyncio
 import gc
+import hashlib
+import importlib.metadata
+import inspect
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
+from channels.auth import get_user
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
@@ -136,3 +140,22 @@ async def test_open_sockets_keep_no_session_store(connect, alice, bob):
 
     assert sorted(entry.username for entry in sockets.entries()) == ["alice", "bob"]
     assert held == []
+
+
+@pytest.mark.django_db
+def test_channels_get_user_still_wraps_the_sync_rules_the_batch_copies(bob):
+    """Canary, checked against channels 4.3.2 (asgiref 3.13.0): users_of calls `get_user.func`, the
+    synchronous function inside Channels' `database_sync_to_async(get_user)`, on the read pool's thread,
+    and repeats its rules for a batch. Channels has no public synchronous get_user, and Django's
+    `django.contrib.auth.get_user` differs (it rotates the session key on a fallback secret, which a
+    socket cannot hand to the browser); `async_to_sync(get_user)` would hop to another thread. So this
+    fails when the wrapper or the rules change: re-check users_of, then update the digest."""
+    assert isinstance(get_user, SyncToAsync)
+    assert inspect.isfunction(get_user.func) and not inspect.iscoroutinefunction(get_user.func)
+    assert hashlib.sha256(inspect.getsource(get_user.func).encode()).hexdigest()[:16] == "3124b316d7d6472c", (
+        f"channels.auth.get_user changed (installed: channels {importlib.metadata.version('channels')}): "
+        "re-check chat/realtime/handshake.py's users_of"
+    )
+    # Called right here, on this thread, it answers as the batch does.
+    assert get_user.func(scope_of(logged_in(bob))).pk == bob.pk
+    assert not get_user.func(scope_of(None)).is_authenticated

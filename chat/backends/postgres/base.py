@@ -23,8 +23,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def pool(self):
         pool = super().pool
         # Django builds the pool with check=ConnectionPool.check_connection (CONN_HEALTH_CHECKS);
-        # psycopg keeps it as `_check` and offers no other way to set it afterwards.
-        if pool is not None and getattr(pool, "_check", None) is ConnectionPool.check_connection:
+        # psycopg keeps it as `_check` and offers no other way to set it afterwards. Read without a
+        # default: a psycopg_pool without `_check` fails here, not by quietly never draining
+        # (tests/backends/test_postgres_pool.py pins the version).
+        if pool is not None and pool._check is ConnectionPool.check_connection:
             pool._check = DrainingCheck(pool)
         return pool
 
