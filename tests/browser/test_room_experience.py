@@ -6,8 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_room_browser import message, send
-from tests.support.live import PASSWORD, log_in, open_room, unique, users_in_room
+from tests.support.live import PASSWORD, log_in, message, open_room, send, unique, users_in_room
 
 pytestmark = pytest.mark.browser
 

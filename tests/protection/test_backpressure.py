@@ -16,8 +16,7 @@ from uuid import uuid4
 
 import pytest
 
-from tests.protection.test_limits_redis import cookie_for
-from tests.support.live import unique
+from tests.support.live import cookie_for, unique
 
 
 def rss_kib(pid: int) -> int:

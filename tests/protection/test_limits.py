@@ -15,7 +15,7 @@ from django.test import Client
 from chat.models import Message
 from chat.protection import limits
 from chat.realtime.consumers import CLOSE_TOO_MANY_SOCKETS
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import message_frame, receive_all
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -136,7 +136,7 @@ async def assert_refused_socket(user: User | None = None, headers: list[tuple[by
     from channels.testing import WebsocketCommunicator
 
     from project.asgi import application
-    from tests.conftest import CSRF_COOKIE, session_cookie
+    from tests.support.in_process import CSRF_COOKIE, session_cookie
 
     cookies = [CSRF_COOKIE] + ([await database_sync_to_async(session_cookie)(user)] if user else [])
     headers = [

@@ -16,8 +16,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import services
 from chat.models import Room
-from tests.conftest import post_message, sync_frame
-from tests.realtime.test_layer_failures import redis_server  # noqa: F401 (a fixture)
+from tests.support.in_process import post_message, sync_frame
 
 LISTENERS = 200
 POSTS = 400
@@ -85,5 +84,5 @@ async def test_a_burst_reaches_every_listener_complete_and_in_order_on_the_in_me
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-async def test_a_burst_reaches_every_listener_complete_and_in_order_through_redis(redis_server):  # noqa: F811
+async def test_a_burst_reaches_every_listener_complete_and_in_order_through_redis(redis_layer):
     await burst_reaches_everyone()

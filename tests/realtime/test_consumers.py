@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from chat.models import Message
-from tests.conftest import message_frame, post_message, receive_all, sync_frame
+from tests.support.in_process import message_frame, post_message, receive_all, sync_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 

@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import message_frame, receive_all
 
 HOSTILE = {
     "deeply nested list": "[" * 8000,

@@ -9,23 +9,13 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 
 from chat.models import Message
 from chat.realtime import layer_watch
-from project.settings import redis_pubsub_layer
-from tests.conftest import message_frame
-from tests.support.live import redis_server_running
+from tests.support.in_process import message_frame
 
-pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def redis_server(settings):
-    with redis_server_running("the Redis failure tests") as server:
-        settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(server.url)}
-        channel_layers.backends.clear()
-        yield server
+# Every test runs the app's channel layer on a redis-server of its own (`redis_server`).
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("redis_layer")]
 
 
 messages_with_body = database_sync_to_async(lambda body: Message.objects.filter(body=body).count())

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 
 from chat import services
 from chat.realtime import layer_watch, liveness
-from tests.conftest import message_frame, post_message, receive_all
+from tests.support.in_process import message_frame, post_message, receive_all
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import selectors
 from chat.models import ReadMark, Room
-from tests.conftest import message_frame, post_message, session_cookie
+from tests.support.in_process import message_frame, post_message, session_cookie
 
 
 @pytest.fixture

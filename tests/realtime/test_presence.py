@@ -11,8 +11,7 @@ from django.test import Client
 
 from chat.realtime import presence
 from chat.realtime.presence import View
-from tests.conftest import post_message
-from tests.support.live import redis_server_running
+from tests.support.in_process import post_message
 
 pytestmark = pytest.mark.presence
 
@@ -168,13 +167,11 @@ def test_the_room_page_without_anyone_says_so(client, room):
 
 
 @pytest.fixture
-def private_redis(settings):
-    with redis_server_running("the Redis presence tests") as server:
-        settings.REDIS_URL = server.url
-        presence.reset()
-        yield server
-        presence.reset()
-    server.stop()
+def private_redis(settings, redis_server):
+    settings.REDIS_URL = redis_server.url
+    presence.reset()
+    yield redis_server
+    presence.reset()
 
 
 @pytest.mark.redis

@@ -18,7 +18,7 @@ from chat.models import Message, room_group_name
 from chat.realtime import session_notices
 from chat.realtime.consumers import CLOSE_SIGNED_OUT
 from chat.realtime.session_notices import SESSIONS_GROUP
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import message_frame, receive_all
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from chat.models import Message
 from chat.realtime import typing_notices
-from tests.conftest import message_frame
+from tests.support.in_process import message_frame
 
 TYPING = json.dumps({"HEADERS": {"HX-Request": "true", "HX-Trigger": "compose-message", "Chat-Typing": "1"}})
 
@@ -103,9 +103,7 @@ async def test_at_most_one_notice_per_user_every_two_seconds_is_relayed(connect,
     except TimeoutError:
         pass
 
-    assert [event for event in relayed if event["type"] == "chat.typing"] == [
-        {"type": "chat.typing", "user": "alice"}
-    ]
+    assert [event for event in relayed if event["type"] == "chat.typing"] == [{"type": "chat.typing", "user": "alice"}]
 
 
 async def test_anonymous_readers_cannot_send_notices(connect, bob):
