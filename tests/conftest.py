@@ -28,6 +28,22 @@ def fast_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_redis_channel_names() -> Iterator[None]:
+    """With REDIS_URL (CI's PostgreSQL + Redis pass), this process's channel layer prefixes its channel and
+    group names with a token of its own: Redis pub/sub ignores the database number, so parallel workers (and
+    other runs on the same server) would otherwise hear each other's rooms."""
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    if "CONFIG" not in layer:  # the in-memory layer: this process's own already
+        yield
+        return
+    config = {**layer["CONFIG"], "prefix": f"test-{uuid4().hex[:12]}"}
+    with override_settings(CHANNEL_LAYERS={"default": {**layer, "CONFIG": config}}):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
     """Each test gets its own in-memory layer (no groups left over from another test), and the process's

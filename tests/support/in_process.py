@@ -2,6 +2,7 @@
 login cookies, and reading what a `WebsocketCommunicator` receives."""
 
 import json
+import time
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
@@ -61,4 +62,18 @@ async def receive_all(communicator: WebsocketCommunicator, timeout: float = 0.3,
     frames = [await communicator.receive_from()]
     while not await communicator.receive_nothing(timeout=timeout):
         frames.append(await communicator.receive_from())
+    return frames
+
+
+async def frames_until(communicator: WebsocketCommunicator, needle: str, seconds: float = 5.0) -> list[str]:
+    """The frames received until one contains `needle` (or `seconds` pass): a wait for that frame, with no
+    quiet tail after it."""
+    frames: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await communicator.receive_nothing(timeout=0.2):
+            continue
+        frames.append(await communicator.receive_from())
+        if needle in frames[-1]:
+            break
     return frames

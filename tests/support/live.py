@@ -12,6 +12,7 @@ imported only inside the browser fixture (hence the `Any` types), so collecting 
 never needs it.
 """
 
+import fcntl
 import os
 import re
 import shutil
@@ -194,9 +195,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def collected_static() -> None:
-    """Hashed static files for WhiteNoise's manifest storage (STATIC_ROOT, gitignored), once a session."""
-    manage(server_env(Path("/nonexistent/db.sqlite3")), "collectstatic", "--noinput", "--verbosity", "0")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hashed static files for WhiteNoise's manifest storage (STATIC_ROOT, gitignored), once a run: under
+    pytest-xdist the first worker collects them while the others wait on a lock in the run's shared temp
+    directory (two collectstatics writing one manifest at once could leave it half-written)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
+    with (shared / "collectstatic.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "collectstatic.done"
+        if not done.exists():
+            manage(server_env(Path("/nonexistent/db.sqlite3")), "collectstatic", "--noinput", "--verbosity", "0")
+            done.touch()
 
 
 @pytest.fixture(scope="session")
