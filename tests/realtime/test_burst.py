@@ -31,7 +31,7 @@ async def open_listeners(room_name: str, count: int) -> list[WebsocketCommunicat
             application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
         )
         assert (await communicator.connect())[0]
-        await communicator.receive_from()  # connection status
+        await communicator.receive_from(timeout=10)  # connection status (slow to come on a busy machine)
         await communicator.send_to(text_data=sync_frame(0))
         listeners.append(communicator)
     return listeners

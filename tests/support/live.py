@@ -2,7 +2,8 @@
 
 `DaphneServer` runs the project the way the Procfile's `web:` line does (its daphne options,
 bound to 127.0.0.1 and a free port) in production mode: DEBUG off, hashed static files through
-WhiteNoise, secure cookies (Chromium keeps them on http://127.0.0.1), its own SQLite file.
+WhiteNoise, secure cookies (Chromium keeps them on http://127.0.0.1), its own SQLite file; only
+the password hasher and where static files are collected differ (tests/support/server_settings.py).
 It can be stopped and started again on the same port and database, and several can share
 one database (and a REDIS_URL) for cross-process tests.
 
@@ -67,11 +68,12 @@ def daphne_command(port: int) -> list[str]:
 
 
 def server_env(database: Path, **overrides: str) -> dict[str, str]:
-    """Production-mode settings for a plain-http server on 127.0.0.1 with its own SQLite file."""
+    """Production-mode settings (tests/support/server_settings.py) for a plain-http server on 127.0.0.1 with its
+    own SQLite file."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(INHERITED_SETTINGS)}
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.support.server_settings",
             "DATABASE_URL": f"sqlite:///{database}",
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": SECRET_KEY,
@@ -195,18 +197,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def collected_static(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Hashed static files for WhiteNoise's manifest storage (STATIC_ROOT, gitignored), once a run: under
-    pytest-xdist the first worker collects them while the others wait on a lock in the run's shared temp
-    directory (two collectstatics writing one manifest at once could leave it half-written)."""
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hashed static files for WhiteNoise's manifest storage, collected once a run into the run's temp
+    directory (the servers' STATIC_ROOT). Under pytest-xdist the first worker collects them while the
+    others wait on a lock there."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
+    static_root = shared / "static"
     with (shared / "collectstatic.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = shared / "collectstatic.done"
         if not done.exists():
-            manage(server_env(Path("/nonexistent/db.sqlite3")), "collectstatic", "--noinput", "--verbosity", "0")
+            env = server_env(Path("/nonexistent/db.sqlite3"), TESTS_STATIC_ROOT=str(static_root))
+            manage(env, "collectstatic", "--noinput", "--verbosity", "0")
             done.touch()
+    return static_root
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +226,7 @@ def live_server_factory(tmp_path_factory, collected_static) -> Iterator[Callable
 
     def start(**overrides: str) -> DaphneServer:
         directory = tmp_path_factory.mktemp("daphne")
-        env = server_env(directory / "db.sqlite3", **overrides)
+        env = server_env(directory / "db.sqlite3", TESTS_STATIC_ROOT=str(collected_static), **overrides)
         manage(env, "migrate", "--noinput", "--verbosity", "0")
         server = DaphneServer(free_port(), env, log_path=directory / "daphne.log")
         servers.append(server)
