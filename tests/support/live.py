@@ -187,6 +187,17 @@ class DaphneServer:
         return f"<DaphneServer {self.url} {'running' if self.running else 'stopped'}>"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): how many pytest-xdist workers. The quick tier's tests mostly wait
+    on sockets and timers, so two per core; a run with the slow tier also runs Chromium and daphne
+    processes, so one per core plus one (more made the browsers' deadlines miss on two cores)."""
+    cores = os.cpu_count() or 1
+    if "not slow" in (config.option.markexpr or ""):
+        return 2 * cores
+    return cores + 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that starts a server process (daphne, redis-server, Chromium), directly or through one of
