@@ -2,7 +2,7 @@
 
 The Procfile's `release:` and `web:` lines run exactly as written (`bash -c`, `$PORT` from the
 environment) in a copy of the working tree, as a PaaS builds from a checkout: collectstatic
-then writes the copy's STATIC_ROOT, never the repository's, which live-server tests share.
+then writes the copy's STATIC_ROOT, never the repository's, which in-process tests read.
 The environment is the documented production one (DEBUG off, HTTPS redirect on), so every
 request carries `X-Forwarded-Proto: https` as the router in front of the app would add.
 Cookies are Secure, so they are handled by hand rather than by a cookie jar that would not
