@@ -8,6 +8,7 @@ is wired at import. `reset()` is the one call that forgets everything the proces
 
 from chat import fragments
 from chat.realtime import (
+    access,
     catch_up,
     layer_watch,
     liveness,
@@ -44,4 +45,5 @@ def reset() -> None:
     for concern in (catch_up.rooms, presence.tracker, typing_notices.typists, unread.positions, layer_watch.watch):
         concern.reset()
     presence_store.backends.reset()
+    access.public_rooms.reset()
     fragments.rendered.clear()
