@@ -5,6 +5,7 @@ anonymous). To anyone not a member, a private room answers exactly as a room tha
 """
 
 import json
+import re
 from uuid import uuid4
 
 import pytest
@@ -291,3 +292,37 @@ def test_a_public_room_cannot_take_a_direct_messages_name(cast):
     answer = client_of(cast["member"]).post("/chat/dm-0123/", {"message": "mine now", "token": str(uuid4())})
     assert answer.status_code == 404
     assert not Room.objects.filter(name="dm-0123").exists()
+
+
+async def lobby_frame(user: User | None) -> str:
+    """The first list a lobby socket of this reader gets (the whole list: what its page should show)."""
+    from project.asgi import application
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+    socket = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
+    assert (await socket.connect())[0]
+    try:
+        return await socket.receive_from(timeout=3)
+    finally:
+        await socket.disconnect()
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_the_live_lobby_lists_private_rooms_and_conversations_to_their_members_only(
+    cast, private_room_async, role
+):
+    await database_sync_to_async(services.direct_room_get_or_create)(user=cast["owner"], other=cast["member"])
+    direct = await database_sync_to_async(Room.objects.get)(kind=Room.DIRECT)
+    await database_sync_to_async(post_message)(direct, cast["member"], "a word in private")
+
+    frame = await lobby_frame(cast[role])
+
+    assert ('href="/chat/plans/"' in frame) == (role in MEMBERS) == (HIDDEN in frame)
+    assert ("a word in private" in frame) == (role in MEMBERS)
+    if role in MEMBERS:
+        partner = "member" if role == "owner" else "owner"
+        assert re.search(rf'<ul id="direct".*href="/dm/{partner}/">{partner}</a>', frame, re.S)
+        assert 'class="badge">Private' in frame
+    assert direct.name not in frame
