@@ -237,6 +237,16 @@ CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 # 0 turns the live list off (nothing stored, no presence frames).
 CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
 
+# Who may sign up (chat/accounts/views.py): `open` anyone; `invite` whoever holds an unused, unexpired
+# invitation a staff member made at /accounts/invites/; `closed` nobody (staff create accounts in the admin).
+CHAT_SIGNUP = os.environ.get("CHAT_SIGNUP", "").strip() or "open"
+if CHAT_SIGNUP not in {"open", "invite", "closed"}:
+    raise ImproperlyConfigured(f"CHAT_SIGNUP must be open, invite or closed, not {CHAT_SIGNUP!r}.")
+# Days an invitation stays usable.
+CHAT_INVITATION_DAYS = int(os.environ.get("CHAT_INVITATION_DAYS", "7"))
+if CHAT_INVITATION_DAYS < 1:
+    raise ImproperlyConfigured(f"CHAT_INVITATION_DAYS must be 1 or more, not {CHAT_INVITATION_DAYS}.")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
