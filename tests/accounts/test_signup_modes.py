@@ -55,7 +55,7 @@ def test_closed_sign_up_says_so_with_no_form_and_a_post_creates_nothing(client, 
 def test_no_page_links_to_sign_up_unless_it_is_open(client, db, settings, mode):
     settings.CHAT_SIGNUP = mode
 
-    for path in ("/", "/accounts/login/"):
+    for path in ("/", "/chat/general/", "/accounts/login/"):
         page = client.get(path).text
         assert 'href="/accounts/signup/' not in page, path
         assert 'href="/accounts/login/?next=' in page or path == "/accounts/login/", path
