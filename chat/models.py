@@ -131,3 +131,27 @@ class ReadMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} read {self.room} to {self.seq}"
+
+
+class Invitation(models.Model):
+    """A staff member's single-use link to sign up with, when CHAT_SIGNUP=invite (chat/accounts/invitations.py).
+
+    Only the SHA-256 of its token is kept: the link is shown once, to the staff member who made it, and
+    a copy of the database does not hold usable links.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    used = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"invitation by {self.created_by} until {self.expires:%Y-%m-%d}"

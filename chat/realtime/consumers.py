@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from chat import fragments, selectors, services
+from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from chat.protection import limits
 from chat.protection.token_bucket import TokenBucket
@@ -59,6 +60,9 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         # Accepted first, refused after: the page hears why (a refused handshake looks like a network
         # error, which htmx retries), and the handshake does not wait for the socket count.
         await self.accept()
+        if not may_read_public(self.scope.get("user")):  # CHAT_PUBLIC_READ=0: visitors get no frame of a room
+            await self.sign_out()
+            return
         try:
             room_name_validator(self.room_name)
         except ValidationError:

@@ -19,6 +19,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from chat import fragments, selectors
+from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.realtime import db, presence_store
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
@@ -27,6 +28,7 @@ from chat.realtime.registry import sockets
 logger = logging.getLogger(__name__)
 
 TICK = 1.0
+CLOSE_SIGNED_OUT = 4401  # as the room socket's: htmx does not retry it
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None
         await self.accept()
+        if not may_read_public(user):  # CHAT_PUBLIC_READ=0: visitors get no lobby frame
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         sockets.add_lobby(self)
 
     async def disconnect(self, code: int) -> None:
