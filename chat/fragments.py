@@ -177,6 +177,11 @@ def signed_out(*, room_name: str) -> str:
     return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})
 
 
+def lobby_signed_out() -> str:
+    """For a lobby socket whose session ended: its lists and the account links show it."""
+    return render_to_string("chat/oob/_lobby_signed_out.html", {"next": "/"})
+
+
 def room_closed() -> str:
     """For a socket whose reader may no longer read the room: the compose form says so."""
     return render_to_string("chat/oob/_room_closed.html")

@@ -326,3 +326,26 @@ async def test_the_live_lobby_lists_private_rooms_and_conversations_to_their_mem
         assert re.search(rf'<ul id="direct".*href="/dm/{partner}/">{partner}</a>', frame, re.S)
         assert 'class="badge">Private' in frame
     assert direct.name not in frame
+
+
+async def test_logging_out_closes_that_sessions_lobby_socket_and_takes_its_private_lists_away(
+    cast, private_room_async
+):
+    from project.asgi import application
+
+    client = Client()
+    await database_sync_to_async(client.force_login)(cast["member"])
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
+    assert (await socket.connect())[0]
+    assert HIDDEN in await socket.receive_from(timeout=3)
+
+    await database_sync_to_async(client.post)("/accounts/logout/")
+
+    frames, code = await frames_until_close(socket)
+    assert code == 4401
+    assert "You have been signed out" in frames[-1] and "plans" not in frames[-1]

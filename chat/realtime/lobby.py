@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
-from chat.realtime import db, presence_store
+from chat.realtime import db, post_auth, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -96,6 +96,21 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket
 
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """A logout: if it was this socket's session, its lists (private rooms among them) go."""
+        if event["session"] == session_notices.session_digest(post_auth.scope_session_key(self.scope)):
+            await self.sign_out()
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
+        if await db.reads(post_auth.session_user)(self.scope) is None:
+            await self.sign_out()
+
+    async def sign_out(self) -> None:
+        sockets.remove_lobby(self)  # no list is sent to it any more
+        await self.send(text_data=fragments.lobby_signed_out())
+        await self.close(code=CLOSE_SIGNED_OUT)
+
 
 def active() -> bool:
     return bool(sockets.lobby())
@@ -107,6 +122,10 @@ async def tick() -> None:
     if not lobby_sockets:
         return
     user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
+    if user_ids:
+        # What this process's open rooms have shown is written first: a message that arrived in a room the
+        # reader has open here never shows as new, whichever job ran first.
+        await unread.positions.flush()
     rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
     views = await presence_store.views([room.name for room in rooms])
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])

@@ -27,6 +27,7 @@ def install() -> None:
     """Subscribe the concerns to the registry and schedule their periodic work (idempotent)."""
     for follower in (catch_up.rooms, presence.tracker, unread.positions, session_notices.follower):
         sockets.follow(follower)
+    sockets.follow_lobby(session_notices.lobby_follower)
     scheduler.every(presence.TICK, "presence", presence.tracker.tick, active=presence.tracker.active)
     typists = typing_notices.typists
     scheduler.every(typing_notices.TICK, typing_notices.JOB, typists.tick, active=typists.active)
