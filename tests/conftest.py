@@ -1,7 +1,10 @@
-"""Shared fixtures: users, rooms, and WebSocket communicators on the real ASGI app."""
+"""Shared fixtures: users, rooms, and WebSocket communicators on the real ASGI app.
 
-import json
-from collections.abc import AsyncIterator, Callable
+Helpers live in tests/support: `in_process` (frames, cookies, stored messages) and `live` (the harness
+that starts daphne, redis-server and Chromium, what a test does in a page, and the `slow` marker).
+"""
+
+from collections.abc import AsyncIterator, Callable, Iterator
 from uuid import uuid4
 
 import pytest
@@ -9,14 +12,37 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
-from django.test import Client
+from django.test import Client, override_settings
 
-from chat import services
-from chat.models import Message, Room
+from chat.models import Room
 from chat.realtime import process
+from tests.support.in_process import CSRF_COOKIE, LATEST, room_seq, session_cookie, sync_frame
 
 pytest_plugins = ["tests.support.live"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """Accounts made in this process hash their passwords with one MD5 round: PBKDF2's million iterations on
+    every `create_user` and log-in would dominate the in-process tests. Live servers keep production's hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_redis_channel_names() -> Iterator[None]:
+    """With REDIS_URL (CI's PostgreSQL + Redis pass), this process's channel layer prefixes its channel and
+    group names with a token of its own: Redis pub/sub ignores the database number, so parallel workers (and
+    other runs on the same server) would otherwise hear each other's rooms."""
+    from django.conf import settings
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    if "CONFIG" not in layer:  # the in-memory layer: this process's own already
+        yield
+        return
+    config = {**layer["CONFIG"], "prefix": f"test-{uuid4().hex[:12]}"}
+    with override_settings(CHANNEL_LAYERS={"default": {**layer, "CONFIG": config}}):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -58,47 +84,6 @@ def bob(db) -> User:
 @pytest.fixture
 def room(db) -> Room:
     return Room.objects.create(name="lobby-talk")
-
-
-# The `csrftoken` cookie every test socket carries; each frame carries a token masked from it, as the page's form does.
-CSRF_SECRET = _get_new_csrf_string()
-CSRF_COOKIE = f"csrftoken={CSRF_SECRET}".encode()
-
-
-def message_frame(text: str, token: str | None = None, csrf: str | None = None) -> str:
-    """What htmx's ws-send sends for the compose form."""
-    return json.dumps(
-        {
-            "message": text,
-            "token": token or str(uuid4()),
-            "csrfmiddlewaretoken": _mask_cipher_secret(CSRF_SECRET) if csrf is None else csrf,
-            "HEADERS": {"HX-Request": "true", "HX-Trigger": "compose", "HX-Current-URL": "http://testserver/"},
-        }
-    )
-
-
-def post_message(room: Room, author: User, body: str) -> Message:
-    """A message stored the way both paths store one."""
-    return services.message_post(room=room, author=author, data={"message": body, "token": str(uuid4())}).message
-
-
-def session_cookie(user: User) -> bytes:
-    """A real login session for `user`, as the browser's Cookie header."""
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-def sync_frame(after) -> str:
-    """What the page's hidden #sync form sends each time the socket opens: the seq of the last change it shows."""
-    return json.dumps({"after": str(after), "HEADERS": {"HX-Request": "true", "HX-Trigger": "sync"}})
-
-
-room_seq = database_sync_to_async(
-    lambda name: Room.objects.filter(name=name).values_list("last_seq", flat=True).first()
-)
-
-LATEST = "latest"
 
 
 @pytest.fixture
@@ -146,13 +131,3 @@ async def connect(transactional_db) -> AsyncIterator[Callable]:
     yield _connect
     for communicator in opened:
         await communicator.disconnect()
-
-
-async def receive_all(communicator: WebsocketCommunicator, timeout: float = 0.3, first: float = 3.0) -> list[str]:
-    """The frames that arrive: waits up to `first` seconds for one, then until none comes for `timeout`."""
-    if await communicator.receive_nothing(timeout=first):
-        return []
-    frames = [await communicator.receive_from()]
-    while not await communicator.receive_nothing(timeout=timeout):
-        frames.append(await communicator.receive_from())
-    return frames

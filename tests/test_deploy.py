@@ -2,7 +2,7 @@
 
 The Procfile's `release:` and `web:` lines run exactly as written (`bash -c`, `$PORT` from the
 environment) in a copy of the working tree, as a PaaS builds from a checkout: collectstatic
-then writes the copy's STATIC_ROOT, never the repository's, which live-server tests share.
+then writes the copy's STATIC_ROOT, never the repository's, which in-process tests read.
 The environment is the documented production one (DEBUG off, HTTPS redirect on), so every
 request carries `X-Forwarded-Proto: https` as the router in front of the app would add.
 Cookies are Secure, so they are handled by hand rather than by a cookie jar that would not
@@ -304,6 +304,7 @@ def decoded(response: Response) -> bytes:
     return brotli.decompress(response.body) if encoding == "br" else gzip.decompress(response.body)
 
 
+@pytest.mark.slow
 def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None:
     # Plain http (no X-Forwarded-Proto from the router): redirected to https.
     plain = deployment.request("GET", "/", via_https=False)
@@ -393,6 +394,7 @@ def test_the_procfile_web_command_serves_the_app(deployment: Deployment) -> None
         assert refused.value.response.status_code == 403, origin
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("deployment", [{"DJANGO_DEBUG": "1"}], indirect=True)
 def test_the_procfile_runs_with_debug_off_whatever_the_environment_says(deployment: Deployment) -> None:
     # DJANGO_DEBUG=1 left over in the platform's config: still no debug pages, no banner.

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from chat.models import MESSAGE_BODY_MAX_LENGTH, Message
-from tests.conftest import post_message
+from tests.support.in_process import post_message
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

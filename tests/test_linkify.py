@@ -8,7 +8,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from chat.linkify import Segment, segments
-from tests.conftest import post_message
+from tests.support.in_process import post_message
 
 
 def links(body: str) -> list[str]:

@@ -9,7 +9,7 @@ from django.test import Client
 
 from chat import services
 from chat.models import Message, Room
-from tests.conftest import post_message, receive_all
+from tests.support.in_process import post_message, receive_all
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 

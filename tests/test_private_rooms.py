@@ -16,7 +16,7 @@ from django.test import Client
 
 from chat import selectors, services
 from chat.models import Membership, Message, Room
-from tests.conftest import CSRF_COOKIE, message_frame, post_message, receive_all, session_cookie
+from tests.support.in_process import CSRF_COOKIE, message_frame, post_message, receive_all, session_cookie
 
 MEMBERS = {"owner", "member"}
 ROLES = ["owner", "member", "former", "other", "staff", "anonymous"]

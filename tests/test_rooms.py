@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message, Room
-from tests.conftest import message_frame, post_message, receive_all
+from tests.support.in_process import message_frame, post_message, receive_all
 
 count_rooms = database_sync_to_async(lambda: Room.objects.count())
 

@@ -2,7 +2,7 @@
 
 from chat import selectors
 from chat.models import Room
-from tests.conftest import post_message
+from tests.support.in_process import post_message
 
 
 def make_messages(room, author, count):

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from chat.models import Message, Room
-from tests.conftest import post_message
+from tests.support.in_process import post_message
 
 
 def test_the_lobby_form_redirects_to_the_room(client):

@@ -10,7 +10,7 @@ from django.test import Client
 
 from chat.accounts import invitations
 from chat.models import Message, Room
-from tests.conftest import message_frame, post_message, receive_all, session_cookie
+from tests.support.in_process import message_frame, post_message, receive_all, session_cookie
 
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 

@@ -15,7 +15,6 @@ from chat.backends import memory_layer
 from chat.backends.channel_mailbox import Mailbox
 from chat.backends.memory_layer import SweepingInMemoryChannelLayer
 from chat.backends.pubsub_layer import RedisPubSubChannelLayer
-from tests.support.live import redis_server_running
 
 
 async def test_memory_layer_delivers_to_a_channel_and_a_group():
@@ -101,9 +100,8 @@ async def test_memory_layer_sweep_ends_old_group_memberships_at_most_once_per_in
 
 
 @pytest.fixture
-def redis_url():
-    with redis_server_running("the pub/sub layer tests") as server:
-        yield server.url
+def redis_url(redis_server):
+    return redis_server.url
 
 
 @pytest.mark.redis

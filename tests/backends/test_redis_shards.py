@@ -13,8 +13,7 @@ from channels_redis.utils import _consistent_hash
 from playwright.sync_api import expect
 
 from chat.models import room_group_name
-from tests.browser.test_room_browser import message, send
-from tests.support.live import redis_server_running, unique, users_in_room
+from tests.support.live import message, redis_server_running, send, unique, users_in_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 

@@ -5,8 +5,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_room_browser import message, send
-from tests.support.live import log_in, open_room, seed_messages, unique
+from tests.support.live import log_in, message, open_room, seed_messages, send, unique
 
 pytestmark = pytest.mark.browser
 

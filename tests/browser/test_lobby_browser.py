@@ -6,8 +6,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_room_browser import message, send
-from tests.support.live import log_in, open_room, redis_server_running, unique, users_in_room
+from tests.support.live import log_in, message, open_room, redis_server_running, send, unique, users_in_room
 
 pytestmark = pytest.mark.browser
 

@@ -4,8 +4,7 @@ was offline when it happened."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_room_browser import LIVE, message, send
-from tests.support.live import log_in, open_room, unique, users_in_room
+from tests.support.live import LIVE, log_in, message, open_room, send, unique, users_in_room
 
 pytestmark = pytest.mark.browser
 

@@ -3,8 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_room_browser import message, send
-from tests.support.live import open_room, unique, users_in_room
+from tests.support.live import message, open_room, send, unique, users_in_room
 
 pytestmark = pytest.mark.browser
 

@@ -4,30 +4,11 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.support.live import BASE_DIR, log_in, open_room, sign_up, unique
+from tests.support.live import BASE_DIR, LIVE, QUIET, bodies, log_in, message, open_room, send, sign_up, unique
 
 pytestmark = pytest.mark.browser
-
-LIVE = 2_000  # ms: how soon a message must show up in the other pages
-QUIET = 500  # ms: how long to watch for something that must not happen
-
-
-def bodies(page: Page) -> Locator:
-    return page.locator("#messages li.message .body")
-
-
-def message(page: Page, text: str) -> Locator:
-    """The message items whose body is exactly `text`."""
-    return page.locator("#messages li.message", has=page.locator(".body", has_text=re.compile(f"^{re.escape(text)}$")))
-
-
-def send(page: Page, text: str) -> None:
-    """Type and send with the Send button, then wait for the page's own copy of the message."""
-    page.fill("#compose-message", text)
-    page.get_by_role("button", name="Send").click()
-    expect(message(page, text)).to_have_count(1)
 
 
 def test_a_message_sent_in_one_browser_appears_live_in_the_other(new_page, daphne_server):

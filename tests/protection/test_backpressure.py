@@ -24,8 +24,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, protocol, tcp
 
 from chat.protection import backpressure
-from tests.protection.test_limits_redis import cookie_for
-from tests.support.live import unique
+from tests.support.live import cookie_for, unique
 
 
 def rss_kib(pid: int) -> int:

@@ -17,7 +17,7 @@ from django.test import Client
 from chat.models import Message
 from chat.protection import limits
 from chat.realtime.consumers import CLOSE_TOO_MANY_SOCKETS
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import frames_until, message_frame, receive_all
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -65,7 +65,7 @@ async def test_posts_per_user_add_up_over_sockets_reconnects_and_the_form(connec
     # Someone else is unaffected, and the limited socket is still open.
     other = await connect("general", bob)
     await other.send_to(text_data=message_frame("bob is fine"))
-    assert any("bob is fine" in frame for frame in await receive_all(again))
+    assert any("bob is fine" in frame for frame in await frames_until(again, "bob is fine"))
 
 
 async def test_posts_per_address_add_up_over_users(connect, alice, bob, settings, limit):
@@ -138,7 +138,7 @@ async def assert_refused_socket(user: User | None = None, headers: list[tuple[by
     from channels.testing import WebsocketCommunicator
 
     from project.asgi import application
-    from tests.conftest import CSRF_COOKIE, session_cookie
+    from tests.support.in_process import CSRF_COOKIE, session_cookie
 
     cookies = [CSRF_COOKIE] + ([await database_sync_to_async(session_cookie)(user)] if user else [])
     headers = [
@@ -161,7 +161,7 @@ async def test_open_sockets_are_capped_per_user(connect, alice, bob, limit):
     await first.disconnect()
     fresh = await connect("general", alice)  # a closed socket frees its place
     await fresh.send_to(text_data=message_frame("fits again"))
-    assert any("fits again" in frame for frame in await receive_all(fresh))
+    assert any("fits again" in frame for frame in await frames_until(fresh, "fits again"))
 
 
 async def test_open_sockets_are_capped_per_address(connect, settings, limit):

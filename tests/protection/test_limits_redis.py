@@ -8,42 +8,20 @@ from uuid import uuid4
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.live import redis_server_running, unique
+from tests.support.live import cookie_for, unique
 
 pytestmark = pytest.mark.redis
 
-SESSION_SCRIPT = """
-from django.contrib.auth.models import User
-from django.middleware.csrf import _get_new_csrf_string
-from django.test import Client
-client = Client()
-client.force_login(User.objects.get(username={name!r}))
-print("COOKIE=sessionid=" + client.cookies["sessionid"].value + "; csrftoken=" + {secret!r})
-"""
-
 
 @pytest.fixture(scope="module")
-def redis_server():
-    with redis_server_running("the Redis limits tests") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def two_processes(live_server_factory, redis_server):
+def two_processes(live_server_factory, module_redis_server):
     limits = {
         "CHAT_LIMIT_POSTS_PER_USER": "4/3600",
         "CHAT_LIMIT_SOCKETS_PER_USER": "2",
     }  # hour-long: fewer window edges mid-test
-    first = live_server_factory(REDIS_URL=redis_server.url, **limits)
-    second = live_server_factory(REDIS_URL=redis_server.url, DATABASE_URL=first.env["DATABASE_URL"], **limits)
+    first = live_server_factory(REDIS_URL=module_redis_server.url, **limits)
+    second = live_server_factory(REDIS_URL=module_redis_server.url, DATABASE_URL=first.env["DATABASE_URL"], **limits)
     return first, second
-
-
-def cookie_for(server, name: str) -> tuple[str, str]:
-    """A login session of `name` and a CSRF secret: the Cookie header, and the secret (a valid form token)."""
-    secret = uuid4().hex  # 32 alphanumerics, as Django's own secrets
-    output = server.manage("shell", "-c", SESSION_SCRIPT.format(name=name, secret=secret))
-    return re.search(r"COOKIE=(.*)", output).group(1), secret
 
 
 def socket(server, room: str, cookie: str):
@@ -93,7 +71,7 @@ def test_posts_per_user_and_sockets_per_user_hold_across_two_processes(two_proce
                 third.recv(timeout=5)
 
 
-def test_open_sockets_share_the_processs_redis_connections(two_processes, redis_server):
+def test_open_sockets_share_the_processs_redis_connections(two_processes, module_redis_server):
     """The socket counters live in Redis, but not one Redis connection per socket: Django's `cache` is one
     object per async context, so each socket used to open and hold a connection of its own."""
     import redis
@@ -109,7 +87,7 @@ def test_open_sockets_share_the_processs_redis_connections(two_processes, redis_
         ]
         for page in pages:
             assert "connection-status" in page.recv(timeout=5)  # counted, accepted
-        client = redis.Redis.from_url(redis_server.url)
+        client = redis.Redis.from_url(module_redis_server.url)
         held = len(client.client_list()) - 1  # this one aside
         client.close()
         assert held < 20, f"{held} Redis connections for 40 sockets over two processes"

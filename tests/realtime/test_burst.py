@@ -16,8 +16,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import services
 from chat.models import Room
-from tests.conftest import post_message, sync_frame
-from tests.realtime.test_layer_failures import redis_server  # noqa: F401 (a fixture)
+from tests.support.in_process import post_message, sync_frame
 
 LISTENERS = 200
 POSTS = 400
@@ -32,7 +31,7 @@ async def open_listeners(room_name: str, count: int) -> list[WebsocketCommunicat
             application, f"/ws/chat/{room_name}/", headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")]
         )
         assert (await communicator.connect())[0]
-        await communicator.receive_from()  # connection status
+        await communicator.receive_from(timeout=10)  # connection status (slow to come on a busy machine)
         await communicator.send_to(text_data=sync_frame(0))
         listeners.append(communicator)
     return listeners
@@ -85,5 +84,5 @@ async def test_a_burst_reaches_every_listener_complete_and_in_order_on_the_in_me
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
-async def test_a_burst_reaches_every_listener_complete_and_in_order_through_redis(redis_server):  # noqa: F811
+async def test_a_burst_reaches_every_listener_complete_and_in_order_through_redis(redis_layer):
     await burst_reaches_everyone()

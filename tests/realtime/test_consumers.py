@@ -11,7 +11,7 @@ from django.test import Client
 
 from chat.models import Message
 from chat.realtime.registry import sockets
-from tests.conftest import message_frame, post_message, receive_all, sync_frame
+from tests.support.in_process import message_frame, post_message, receive_all, sync_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -279,8 +279,8 @@ async def test_pages_behind_by_the_same_changes_share_one_catch_up(connect, room
 
     await get_channel_layer().group_send(room_group_name(room.name), {"type": "chat.resync", "seq": missed[-1].seq})
 
-    for page in pages:
-        assert shown_ids(await receive_all(page)) == [message.pk for message in missed]
+    for frames in await asyncio.gather(*(receive_all(page) for page in pages)):
+        assert shown_ids(frames) == [message.pk for message in missed]
     assert len(reads) == 1
 
 

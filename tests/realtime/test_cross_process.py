@@ -7,8 +7,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_room_browser import message, send
-from tests.support.live import log_in, open_room, unique, users_in_room
+from tests.support.live import log_in, message, open_room, send, unique, users_in_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from chat.realtime import db
-from tests.conftest import CSRF_COOKIE, message_frame, receive_all, session_cookie, sync_frame
+from tests.support.in_process import CSRF_COOKIE, message_frame, receive_all, session_cookie, sync_frame
 
 postgres_only = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "chat.backends.postgres",

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import websockets
 
-from tests.conftest import CSRF_SECRET, message_frame, sync_frame
+from tests.support.in_process import CSRF_SECRET, message_frame, sync_frame
 
 SETUP = """
 from uuid import uuid4

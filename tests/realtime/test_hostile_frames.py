@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import frames_until, message_frame, receive_all
 
 HOSTILE = {
     "deeply nested list": "[" * 8000,
@@ -39,7 +39,7 @@ async def test_a_hostile_frame_gets_a_compose_error_and_the_socket_stays_usable(
     assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
     assert await database_sync_to_async(Message.objects.count)() == 0
     await sender.send_to(text_data=message_frame("still here"))
-    assert any("still here" in frame for frame in await receive_all(reader))
+    assert any("still here" in frame for frame in await frames_until(reader, "still here"))
 
 
 async def test_a_binary_frame_gets_a_compose_error(connect, alice):
@@ -49,4 +49,4 @@ async def test_a_binary_frame_gets_a_compose_error(connect, alice):
 
     assert "Send text frames." in await sender.receive_from()
     await sender.send_to(text_data=message_frame("text now"))
-    assert any("text now" in frame for frame in await receive_all(sender))
+    assert any("text now" in frame for frame in await frames_until(sender, "text now"))

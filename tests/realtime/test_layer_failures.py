@@ -9,39 +9,16 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 
 from chat.models import Message
 from chat.realtime import layer_watch
-from project.settings import redis_pubsub_layer
-from tests.conftest import message_frame
-from tests.support.live import redis_server_running
+from tests.support.in_process import frames_until, message_frame
 
-pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def redis_server(settings):
-    with redis_server_running("the Redis failure tests") as server:
-        settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(server.url)}
-        channel_layers.backends.clear()
-        yield server
+# Every test runs the app's channel layer on a redis-server of its own (`redis_server`).
+pytestmark = [pytest.mark.redis, pytest.mark.usefixtures("redis_layer")]
 
 
 messages_with_body = database_sync_to_async(lambda body: Message.objects.filter(body=body).count())
-
-
-async def frames_until(communicator, needle: str, seconds: float) -> list[str]:
-    """Frames received until one contains `needle` (or `seconds` pass)."""
-    frames: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await communicator.receive_nothing(timeout=0.2):
-            continue
-        frames.append(await communicator.receive_from())
-        if needle in frames[-1]:
-            break
-    return frames
 
 
 async def test_live_delivery_works_through_redis(redis_server, connect, alice, bob):

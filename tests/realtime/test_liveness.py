@@ -11,7 +11,7 @@ from chat import services
 from chat.realtime import liveness
 from chat.realtime.registry import sockets
 from chat.realtime.scheduler import scheduler
-from tests.conftest import message_frame, post_message, receive_all
+from tests.support.in_process import message_frame, post_message, receive_all
 
 
 @pytest.fixture

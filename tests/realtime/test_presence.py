@@ -12,8 +12,7 @@ from django.test import Client
 from chat.realtime import presence, presence_store, process
 from chat.realtime.presence_store import View
 from chat.realtime.registry import sockets
-from tests.conftest import post_message
-from tests.support.live import redis_server_running
+from tests.support.in_process import post_message
 
 pytestmark = pytest.mark.presence
 
@@ -169,13 +168,11 @@ def test_the_room_page_without_anyone_says_so(client, room):
 
 
 @pytest.fixture
-def private_redis(settings):
-    with redis_server_running("the Redis presence tests") as server:
-        settings.REDIS_URL = server.url
-        process.reset()
-        yield server
-        process.reset()
-    server.stop()
+def private_redis(settings, redis_server):
+    settings.REDIS_URL = redis_server.url
+    process.reset()
+    yield redis_server
+    process.reset()
 
 
 @pytest.mark.redis

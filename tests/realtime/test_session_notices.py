@@ -18,7 +18,7 @@ from chat.models import Message, room_group_name
 from chat.realtime import session_notices
 from chat.realtime.consumers import CLOSE_SIGNED_OUT
 from chat.realtime.session_notices import SESSIONS_GROUP
-from tests.conftest import message_frame, receive_all
+from tests.support.in_process import frames_until, message_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -51,7 +51,7 @@ async def test_logging_out_closes_that_sessions_sockets_only(connect, alice):
     await assert_signed_out(this_tab)
     await assert_signed_out(same_session)
     await other_browser.send_to(text_data=message_frame("still signed in here"))
-    assert any("still signed in here" in frame for frame in await receive_all(other_browser))
+    assert any("still signed in here" in frame for frame in await frames_until(other_browser, "still signed in here"))
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ async def test_deactivation_or_a_new_password_closes_every_socket_of_the_user(co
     await assert_signed_out(first)
     await assert_signed_out(second)
     await someone_else.send_to(text_data=message_frame("unaffected"))
-    assert any("unaffected" in frame for frame in await receive_all(someone_else))
+    assert any("unaffected" in frame for frame in await frames_until(someone_else, "unaffected"))
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ async def test_deactivation_or_a_new_password_closes_every_socket_of_the_user(co
 async def test_a_post_after_the_session_ended_is_refused_even_without_a_signal(connect, alice, end_session):
     socket = await connect("general", alice)
     await socket.send_to(text_data=message_frame("before"))
-    assert any("before" in frame for frame in await receive_all(socket))
+    assert any("before" in frame for frame in await frames_until(socket, "before"))
 
     await database_sync_to_async(end_session)(alice)
     await socket.send_to(text_data=message_frame("after"))
@@ -120,7 +120,7 @@ async def test_a_password_change_on_the_real_page_signs_out_every_open_socket(co
     await assert_signed_out(this_browser)
     reloaded = await connect("general", client=client)
     await reloaded.send_to(text_data=message_frame("after the change"))
-    assert any("after the change" in frame for frame in await receive_all(reloaded))
+    assert any("after the change" in frame for frame in await frames_until(reloaded, "after the change"))
 
 
 async def test_logging_in_again_elsewhere_closes_nothing(connect, alice):
@@ -130,7 +130,7 @@ async def test_logging_in_again_elsewhere_closes_nothing(connect, alice):
 
     assert await socket.receive_nothing(timeout=0.5)
     await socket.send_to(text_data=message_frame("still fine"))
-    assert any("still fine" in frame for frame in await receive_all(socket))
+    assert any("still fine" in frame for frame in await frames_until(socket, "still fine"))
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ async def test_a_post_without_a_valid_csrf_token_is_refused_and_the_socket_stays
     assert "This page has expired: reload it to send messages." in await socket.receive_from()
     assert await count_messages() == 0
     await socket.send_to(text_data=message_frame("genuine"))
-    assert any("genuine" in frame for frame in await receive_all(socket))
+    assert any("genuine" in frame for frame in await frames_until(socket, "genuine"))
 
 
 async def test_a_post_from_a_socket_without_a_csrf_cookie_is_refused(connect, alice):
@@ -186,7 +186,7 @@ async def test_a_process_hears_session_notices_on_one_channel_only_while_it_has_
 
     assert SESSIONS_GROUP not in layer.groups  # anonymous sockets have no session to follow
     await anonymous.send_to(text_data=message_frame("hello"))
-    assert any("Log in to chat" in frame for frame in await receive_all(anonymous))
+    assert any("Log in to chat" in frame for frame in await frames_until(anonymous, "Log in to chat"))
 
 
 async def test_a_notice_for_one_user_leaves_other_users_sockets_alone(connect, alice, bob):
@@ -197,4 +197,4 @@ async def test_a_notice_for_one_user_leaves_other_users_sockets_alone(connect, a
 
     await assert_signed_out(bobs)
     await alices.send_to(text_data=message_frame("alice is still here"))
-    assert any("alice is still here" in frame for frame in await receive_all(alices))
+    assert any("alice is still here" in frame for frame in await frames_until(alices, "alice is still here"))

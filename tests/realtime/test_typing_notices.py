@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from chat.models import Message
 from chat.realtime import typing_notices
-from tests.conftest import message_frame
+from tests.support.in_process import message_frame
 
 TYPING = json.dumps({"HEADERS": {"HX-Request": "true", "HX-Trigger": "compose-message", "Chat-Typing": "1"}})
 

@@ -4,7 +4,7 @@ from django.test import Client
 
 from chat import selectors
 from chat.models import ReadMark
-from tests.conftest import post_message
+from tests.support.in_process import post_message
 
 
 def page_of(user, room) -> str:

@@ -2,7 +2,8 @@
 
 `DaphneServer` runs the project the way the Procfile's `web:` line does (its daphne options,
 bound to 127.0.0.1 and a free port) in production mode: DEBUG off, hashed static files through
-WhiteNoise, secure cookies (Chromium keeps them on http://127.0.0.1), its own SQLite file.
+WhiteNoise, secure cookies (Chromium keeps them on http://127.0.0.1), its own SQLite file; only
+the password hasher and where static files are collected differ (tests/support/server_settings.py).
 It can be stopped and started again on the same port and database, and several can share
 one database (and a REDIS_URL) for cross-process tests.
 
@@ -12,7 +13,9 @@ imported only inside the browser fixture (hence the `Any` types), so collecting 
 never needs it.
 """
 
+import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,6 +48,9 @@ PASSWORD = "correct-horse-battery-staple"
 # One key for every server of the session, as in a deployment: a session made by one process
 # is valid in another that shares the database.
 SECRET_KEY = f"test-secret-{uuid4().hex}"
+# The fixtures that start server processes: a test that uses one, directly or through another
+# fixture, is marked `slow` (`pytest_collection_modifyitems` below).
+SERVER_FIXTURES = frozenset({"live_server_factory", "browser", "redis_server", "module_redis_server"})
 # Variables of the calling shell that would change what the server runs against.
 INHERITED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "DJANGO_", "CHANNEL_LAYER", "CHAT_")
 
@@ -62,11 +68,12 @@ def daphne_command(port: int) -> list[str]:
 
 
 def server_env(database: Path, **overrides: str) -> dict[str, str]:
-    """Production-mode settings for a plain-http server on 127.0.0.1 with its own SQLite file."""
+    """Production-mode settings (tests/support/server_settings.py) for a plain-http server on 127.0.0.1 with its
+    own SQLite file."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(INHERITED_SETTINGS)}
     env.update(
         {
-            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.support.server_settings",
             "DATABASE_URL": f"sqlite:///{database}",
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": SECRET_KEY,
@@ -180,10 +187,42 @@ class DaphneServer:
         return f"<DaphneServer {self.url} {'running' if self.running else 'stopped'}>"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): how many pytest-xdist workers. The quick tier's tests mostly wait
+    on sockets and timers, so two per core; a run with the slow tier also runs Chromium and daphne
+    processes, so one per core plus one (more made the browsers' deadlines miss on two cores)."""
+    cores = os.cpu_count() or 1
+    if "not slow" in (config.option.markexpr or ""):
+        return 2 * cores
+    return cores + 1
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that starts a server process (daphne, redis-server, Chromium), directly or through one of
+    its fixtures, is `slow`: `pytest -m "not slow"` is the quick tier."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
-def collected_static() -> None:
-    """Hashed static files for WhiteNoise's manifest storage (STATIC_ROOT, gitignored), once a session."""
-    manage(server_env(Path("/nonexistent/db.sqlite3")), "collectstatic", "--noinput", "--verbosity", "0")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hashed static files for WhiteNoise's manifest storage, collected once a run into the run's temp
+    directory (the servers' STATIC_ROOT). Under pytest-xdist the first worker collects them while the
+    others wait on a lock there."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
+    static_root = shared / "static"
+    with (shared / "collectstatic.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "collectstatic.done"
+        if not done.exists():
+            env = server_env(Path("/nonexistent/db.sqlite3"), TESTS_STATIC_ROOT=str(static_root))
+            manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+            done.touch()
+    return static_root
 
 
 @pytest.fixture(scope="session")
@@ -198,7 +237,7 @@ def live_server_factory(tmp_path_factory, collected_static) -> Iterator[Callable
 
     def start(**overrides: str) -> DaphneServer:
         directory = tmp_path_factory.mktemp("daphne")
-        env = server_env(directory / "db.sqlite3", **overrides)
+        env = server_env(directory / "db.sqlite3", TESTS_STATIC_ROOT=str(collected_static), **overrides)
         manage(env, "migrate", "--noinput", "--verbosity", "0")
         server = DaphneServer(free_port(), env, log_path=directory / "daphne.log")
         servers.append(server)
@@ -319,6 +358,29 @@ def open_room(page: Any, room: str, timeout: float = 5.0) -> Any:
     return live[-1]
 
 
+LIVE = 2_000  # ms: how soon a message must show up in the other pages
+QUIET = 500  # ms: how long to watch for something that must not happen
+
+
+def bodies(page: Any) -> Any:
+    """The bodies of the messages a page shows (a Playwright locator)."""
+    return page.locator("#messages li.message .body")
+
+
+def message(page: Any, text: str) -> Any:
+    """The message items whose body is exactly `text` (a Playwright locator)."""
+    return page.locator("#messages li.message", has=page.locator(".body", has_text=re.compile(f"^{re.escape(text)}$")))
+
+
+def send(page: Any, text: str) -> None:
+    """Type and send with the Send button, then wait for the page's own copy of the message."""
+    from playwright.sync_api import expect
+
+    page.fill("#compose-message", text)
+    page.get_by_role("button", name="Send").click()
+    expect(message(page, text)).to_have_count(1)
+
+
 def users_in_room(new_page: Callable[..., Any], room: str, *servers: DaphneServer) -> list[Any]:
     """One new user per server given (all created in the first one's database), each logged in
     through the real page and with `room` open on that server. Returns their pages in order."""
@@ -402,3 +464,46 @@ def redis_server_running(tests: str) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A redis-server of the test's own: the test may stop, pause and restart it."""
+    with redis_server_running(request.node.nodeid) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """One redis-server for a module's tests, e.g. behind the daphne processes they share."""
+    with redis_server_running(request.module.__name__) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_layer(redis_server: RedisServer, settings: Any) -> RedisServer:
+    """The in-process app's channel layer on the test's own redis-server (Redis pub/sub, as with REDIS_URL)."""
+    from channels.layers import channel_layers
+
+    from project.settings import redis_pubsub_layer
+
+    settings.CHANNEL_LAYERS = {"default": redis_pubsub_layer(redis_server.url)}
+    channel_layers.backends.clear()
+    return redis_server
+
+
+SESSION_SCRIPT = """
+from django.contrib.auth.models import User
+from django.test import Client
+client = Client()
+client.force_login(User.objects.get(username={name!r}))
+print("COOKIE=sessionid=" + client.cookies["sessionid"].value + "; csrftoken=" + {secret!r})
+"""
+
+
+def cookie_for(server: DaphneServer, name: str) -> tuple[str, str]:
+    """A login session of `name` on the server and a CSRF secret: the Cookie header, and the secret (a valid
+    form token)."""
+    secret = uuid4().hex  # 32 alphanumerics, as Django's own secrets
+    output = server.manage("shell", "-c", SESSION_SCRIPT.format(name=name, secret=secret))
+    return re.search(r"COOKIE=(.*)", output).group(1), secret
