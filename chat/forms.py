@@ -29,6 +29,20 @@ class RoomForm(forms.Form):
     )
 
 
+class NewRoomForm(forms.Form):
+    name = forms.CharField(
+        label="Room name",
+        max_length=ROOM_NAME_MAX_LENGTH,
+        validators=[room_name_validator],
+        error_messages={"required": "Type a room name."},
+    )
+    private = forms.BooleanField(label="Private: only the members you add can see it", required=False)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150, error_messages={"required": "Type a username."})
+
+
 class MessageBodyForm(forms.Form):
     """The text of a message: the same limits for a new one and an edit, on both paths."""
 

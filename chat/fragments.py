@@ -177,6 +177,16 @@ def signed_out(*, room_name: str) -> str:
     return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})
 
 
+def lobby_signed_out() -> str:
+    """For a lobby socket whose session ended: its lists and the account links show it."""
+    return render_to_string("chat/oob/_lobby_signed_out.html", {"next": "/"})
+
+
+def room_closed() -> str:
+    """For a socket whose reader may no longer read the room: the compose form says so."""
+    return render_to_string("chat/oob/_room_closed.html")
+
+
 def presence_list(view: Any) -> str:
     """`#presence`: who has the room open (a presence_store.View)."""
     return render_to_string("chat/oob/_presence.html", {"presence": view.context()})
@@ -187,6 +197,15 @@ def typing_list(names: tuple[str, ...]) -> str:
     return render_to_string("chat/oob/_typing.html", {"typing": names})
 
 
-def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str) -> str:
-    """`#rooms`: the lobby's list of rooms, in the reader's time zone."""
-    return render_in(zone_name, "chat/oob/_lobby_rooms.html", {"entries": entries})
+def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:
+    """`#rooms` (and a signed-in reader's `#direct`): the lobby's lists, in the reader's time zone."""
+    context = {**lobby_lists(entries), "signed_in": signed_in}
+    return render_in(zone_name, "chat/oob/_lobby_rooms.html", context)
+
+
+def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[Any]]:
+    """The lobby's two lists: rooms (public, and private ones of the reader), and direct conversations."""
+    return {
+        "room_entries": [entry for entry in entries if not entry.direct],
+        "direct_entries": [entry for entry in entries if entry.direct],
+    }

@@ -18,13 +18,25 @@ MESSAGE_MAX_LINES = 50
 DEFAULT_TIME_ZONE = "UTC"
 
 
+# Direct conversations are rooms named DIRECT_PREFIX + 32 random hex digits: nobody can guess one,
+# and no other room may take a name that starts so.
+DIRECT_PREFIX = "dm-"
+
+
 def room_group_name(name: str) -> str:
     """The Channels group of a room's sockets (a valid room name makes a valid group name)."""
     return f"chat.{name}"
 
 
 class Room(models.Model):
+    PUBLIC, PRIVATE, DIRECT = "public", "private", "direct"
+    KINDS = [(PUBLIC, "Public"), (PRIVATE, "Private"), (DIRECT, "Direct messages")]
+
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True, validators=[room_name_validator])
+    # Public: anyone may read it. Private and direct: its members only (Membership).
+    kind = models.CharField(max_length=8, choices=KINDS, default=PUBLIC)
+    # A direct conversation's two members' ids, lowest first ("3:7"; "3:3" is a user's notes to self).
+    direct_key = models.CharField(max_length=41, unique=True, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     last_activity = models.DateTimeField(auto_now_add=True, db_index=True)
     # The seq of the room's newest message: messages are numbered 1, 2, 3… per room
@@ -40,6 +52,26 @@ class Room(models.Model):
     @property
     def group_name(self) -> str:
         return room_group_name(self.name)
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == self.PUBLIC
+
+
+class Membership(models.Model):
+    """A member of a private room or a direct conversation; owners add and remove members."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    is_owner = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_room_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room}{' (owner)' if self.is_owner else ''}"
 
 
 class Message(models.Model):
@@ -99,3 +131,27 @@ class ReadMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} read {self.room} to {self.seq}"
+
+
+class Invitation(models.Model):
+    """A staff member's single-use link to sign up with, when CHAT_SIGNUP=invite (chat/accounts/invitations.py).
+
+    Only the SHA-256 of its token is kept: the link is shown once, to the staff member who made it, and
+    a copy of the database does not hold usable links.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    used = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"invitation by {self.created_by} until {self.expires:%Y-%m-%d}"

@@ -1,13 +1,15 @@
-"""Reads: rooms for the lobby, pages of a room's history, what a reconnecting socket missed, unread counts."""
+"""Reads: who may read a room, rooms for the lobby, pages of a room's history, what a reconnecting socket missed,
+unread counts."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import DEFAULT_TIME_ZONE, Message, Profile, ReadMark, Room
+from chat.models import DEFAULT_TIME_ZONE, DIRECT_PREFIX, Membership, Message, Profile, ReadMark, Room
 
 PAGE_LENGTH = 50
 HISTORY_LENGTH = PAGE_LENGTH
@@ -31,8 +33,53 @@ class Page:
 
 
 def room_list_recent(*, limit: int = 100) -> QuerySet[Room]:
-    """Rooms with at least one message, most recently active first (a visit alone lists nothing)."""
-    return Room.objects.filter(last_seq__gt=0).order_by("-last_activity", "-id")[:limit]
+    """Public rooms with at least one message, most recently active first (a visit alone lists nothing)."""
+    return Room.objects.filter(last_seq__gt=0, kind=Room.PUBLIC).order_by("-last_activity", "-id")[:limit]
+
+
+# Who may read a room. A public room: anyone. A private room or a direct conversation: its members
+# only; to everyone else (anonymous readers, other users, staff) it does not exist.
+
+
+def room_readable(*, room: Room, user: AbstractBaseUser | AnonymousUser | None) -> bool:
+    if room.is_public:
+        return room.pk is not None or not room.name.startswith(DIRECT_PREFIX)
+    if room.pk is None or user is None or not user.is_authenticated:
+        return False
+    return Membership.objects.filter(room=room, user_id=user.pk).exists()
+
+
+def room_for_reader(*, name: str, user: AbstractBaseUser | AnonymousUser | None) -> Room | None:
+    """The room of that name if this reader may read it (an unsaved one for a public name nobody has posted
+    in yet), else None: a room they may not read answers exactly as one that does not exist."""
+    room = room_get(name=name)
+    return room if room_readable(room=room, user=user) else None
+
+
+def room_is_owned_by(*, room: Room, user: AbstractBaseUser) -> bool:
+    return user.is_authenticated and Membership.objects.filter(room=room, user_id=user.pk, is_owner=True).exists()
+
+
+def room_members(*, room: Room) -> list[Membership]:
+    """The members of a private room or direct conversation, owners first, then by when they joined."""
+    return list(Membership.objects.filter(room=room).select_related("user").order_by("-is_owner", "created", "id"))
+
+
+def direct_key(*, user_ids: tuple[int, int]) -> str:
+    """The key of the direct conversation between two users (the same both ways; one user: notes to self)."""
+    low, high = sorted(user_ids)
+    return f"{low}:{high}"
+
+
+def direct_room(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room | None:
+    return Room.objects.filter(direct_key=direct_key(user_ids=(user.pk, other.pk))).first()
+
+
+def direct_partner(*, room: Room, reader: AbstractBaseUser) -> str:
+    """The other person of a direct conversation, as the reader sees it (their own name for notes to self)."""
+    names = [m.user.get_username() for m in Membership.objects.filter(room=room).select_related("user")]
+    others = [name for name in names if name != reader.get_username()]
+    return others[0] if others else reader.get_username()
 
 
 def room_get(*, name: str) -> Room:
@@ -123,13 +170,26 @@ PREVIEW_LENGTH = 80
 
 @dataclass(frozen=True)
 class LobbyRoom:
-    """A room as the lobby lists it: its newest message's author, the start of its text and its time."""
+    """A room as the lobby lists it: its newest message's author, the start of its text and its time; for a
+    private room or a direct conversation, its members' ids and (direct) names, to list it to them only."""
 
     id: int
     name: str
     last_activity: datetime
     last_author: str
     last_body: str
+    kind: str = Room.PUBLIC
+    members: frozenset[int] = frozenset()
+    member_names: tuple[tuple[int, str], ...] = ()
+
+    def visible_to(self, user_id: int | None) -> bool:
+        return self.kind == Room.PUBLIC or (user_id is not None and user_id in self.members)
+
+    def partner(self, user_id: int | None) -> str:
+        """A direct conversation's other person for this reader (their own name: notes to self)."""
+        others = [name for pk, name in self.member_names if pk != user_id]
+        mine = [name for pk, name in self.member_names if pk == user_id]
+        return (others or mine or [""])[0]
 
     @property
     def preview(self) -> str:
@@ -137,20 +197,46 @@ class LobbyRoom:
         return body if len(body) <= PREVIEW_LENGTH else body[: PREVIEW_LENGTH - 1].rstrip() + "…"
 
 
-def lobby_rooms(*, limit: int = LOBBY_LENGTH) -> list[LobbyRoom]:
-    """Rooms with messages (not every name someone visited), most recent first, in one query. The preview is
-    the newest message still there (an edit keeps its place, a deleted one is skipped)."""
+def lobby_rooms(*, limit: int = LOBBY_LENGTH, user_ids: set[int] = frozenset()) -> list[LobbyRoom]:
+    """Rooms with messages (not every name someone visited), most recent first: the public ones, and the private
+    rooms and direct conversations of `user_ids` (each listed to its members only: see LobbyRoom.visible_to).
+    Three queries whatever the number of readers. The preview is the newest message still there (an edit
+    keeps its place, a deleted one is skipped)."""
     last = Message.objects.filter(room=OuterRef("pk"), deleted__isnull=True).order_by("-posted_seq")
-    rows = (
+    listed = (
         Room.objects.filter(last_seq__gt=0)
         .order_by("-last_activity", "-id")
         .annotate(
             last_author=Subquery(last.values(f"author__{get_user_model().USERNAME_FIELD}")[:1]),
             last_body=Subquery(last.values("body")[:1]),
         )
-        .values_list("id", "name", "last_activity", "last_author", "last_body")[:limit]
     )
-    return [LobbyRoom(id, name, at, author or "", body or "") for id, name, at, author, body in rows]
+    columns = ("id", "name", "last_activity", "last_author", "last_body", "kind")
+    rows = list(listed.filter(kind=Room.PUBLIC).values_list(*columns)[:limit])
+    if user_ids:
+        closed = listed.exclude(kind=Room.PUBLIC).filter(memberships__user_id__in=user_ids).distinct()
+        rows += list(closed.values_list(*columns)[: limit * max(len(user_ids), 1)])
+    members: dict[int, list[tuple[int, str]]] = {}
+    closed_ids = [row[0] for row in rows if row[5] != Room.PUBLIC]
+    username = f"user__{get_user_model().USERNAME_FIELD}"
+    for room_id, user_id, name in Membership.objects.filter(room_id__in=closed_ids).values_list(
+        "room_id", "user_id", username
+    ):
+        members.setdefault(room_id, []).append((user_id, name))
+    rows.sort(key=lambda row: (row[2], row[0]), reverse=True)
+    return [
+        LobbyRoom(
+            id,
+            name,
+            at,
+            author or "",
+            body or "",
+            kind=kind,
+            members=frozenset(pk for pk, _ in members.get(id, ())),
+            member_names=tuple(members.get(id, ())) if kind == Room.DIRECT else (),
+        )
+        for id, name, at, author, body, kind in rows
+    ]
 
 
 def unread_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int, int], int]:

@@ -1,4 +1,4 @@
-"""Writes: entering a room, posting a message, fanning it out to the room.
+"""Writes: rooms and their members, posting a message, fanning it out to the room.
 
 Both paths call these: the no-JavaScript views and the WebSocket consumer.
 A message is validated by MessageForm, saved in one transaction (idempotent by
@@ -8,6 +8,7 @@ room's group; each process renders it once per time zone (chat/fragments.py).
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,13 +17,15 @@ from uuid import UUID, uuid5
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from chat import selectors
 from chat.forms import MessageBodyForm, MessageForm
-from chat.models import Message, Profile, ReadMark, Room, room_group_name
+from chat.models import DIRECT_PREFIX, Membership, Message, Profile, ReadMark, Room, room_group_name
 from chat.protection import limits
 from chat.realtime import layer_watch, session_notices
 
@@ -49,9 +52,118 @@ class Posted:
     previous: datetime | None  # when the room's message before this one was posted (its day)
 
 
+NAME_TAKEN = "That name is taken: choose another."
+NAME_RESERVED = f"Names starting with {DIRECT_PREFIX} are kept for direct messages."
+NOT_A_MEMBER = "You are not a member of this room."
+
+
+class NotAMember(ValidationError):
+    """A private room or direct conversation the user is not in: to them it does not exist (404, close 4404)."""
+
+
 def room_get_or_create(*, name: str) -> Room:
+    """A public room, created by its first message. Raises ValidationError for a name kept for direct messages."""
+    room = Room.objects.filter(name=name).first()
+    if room is not None:
+        return room
+    if name.startswith(DIRECT_PREFIX):
+        raise ValidationError(NAME_RESERVED)
     room, _ = Room.objects.get_or_create(name=name)
     return room
+
+
+def room_create(*, name: str, creator: AbstractBaseUser, private: bool) -> Room:
+    """A room made with the new-room form: its creator is its first member and owner. Raises ValidationError
+    for a taken or reserved name."""
+    if name.startswith(DIRECT_PREFIX):
+        raise ValidationError(NAME_RESERVED)
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(name=name, kind=Room.PRIVATE if private else Room.PUBLIC)
+            Membership.objects.create(room=room, user=creator, is_owner=True)
+    except IntegrityError:
+        raise ValidationError(NAME_TAKEN) from None
+    # A page may have the name open as a public room nobody had posted in: its sockets re-check and close.
+    room_access_changed_on_commit(room=room)
+    return room
+
+
+def direct_room_get_or_create(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
+    """The direct conversation of two users (of one: their notes to self), with exactly them as members."""
+    key = selectors.direct_key(user_ids=(user.pk, other.pk))
+    room = Room.objects.filter(direct_key=key).first()
+    if room is not None:
+        return room
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(name=DIRECT_PREFIX + secrets.token_hex(16), kind=Room.DIRECT, direct_key=key)
+            Membership.objects.bulk_create([Membership(room=room, user=member) for member in {user, other}])
+    except IntegrityError:  # the other one opened it at the same moment
+        room = Room.objects.get(direct_key=key)
+    return room
+
+
+def room_member_check(*, room: Room, user: AbstractBaseUser | None) -> None:
+    """Raises NotAMember unless the user may read (and so post in) the room."""
+    if not room.is_public and not selectors.room_readable(room=room, user=user):
+        raise NotAMember(NOT_A_MEMBER)
+
+
+def member_add(*, room: Room, by: AbstractBaseUser, username: str) -> Membership:
+    """An owner adds someone to a private room. Raises PermissionDenied (not an owner, a direct conversation)
+    or ValidationError (no such user)."""
+    member_owner_check(room=room, by=by)
+    users = get_user_model()
+    user = users.objects.filter(**{users.USERNAME_FIELD: username.strip()}, is_active=True).first()
+    if user is None:
+        raise ValidationError(f"There is no user called “{username.strip()}”.")
+    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    return membership
+
+
+def member_make_owner(*, room: Room, by: AbstractBaseUser, user: AbstractBaseUser) -> None:
+    member_owner_check(room=room, by=by)
+    if not Membership.objects.filter(room=room, user=user).update(is_owner=True):
+        raise ValidationError(f"{user.get_username()} is not a member.")
+
+
+def member_remove(*, room: Room, by: AbstractBaseUser, user: AbstractBaseUser) -> None:
+    """An owner removes a member, or a member leaves. The last owner cannot leave without handing over.
+    Once committed, the removed user's open pages of the room close, on every process."""
+    if room.kind != Room.PRIVATE:
+        raise PermissionDenied("A direct conversation keeps its two members.")
+    if by.pk != user.pk:
+        member_owner_check(room=room, by=by)
+    with transaction.atomic():
+        members = list(Membership.objects.select_for_update().filter(room=room))
+        gone = next((m for m in members if m.user_id == user.pk), None)
+        if gone is None:
+            raise ValidationError(f"{user.get_username()} is not a member.")
+        if gone.is_owner and not any(m.is_owner for m in members if m.user_id != user.pk):
+            raise ValidationError("Make another member an owner before the last owner leaves.")
+        gone.delete()
+    room_access_changed_on_commit(room=room, user_id=user.pk)
+
+
+def member_owner_check(*, room: Room, by: AbstractBaseUser) -> None:
+    if room.kind != Room.PRIVATE:
+        raise PermissionDenied("A direct conversation keeps its two members.")
+    if not selectors.room_is_owned_by(room=room, user=by):
+        raise PermissionDenied("Only the room's owners can change its members.")
+
+
+def room_access_changed_on_commit(*, room: Room, user_id: int | None = None) -> None:
+    """Once committed, the room's sockets (of one user, or all) re-check that they may still read it: a removed
+    member's close at once, in order with the room's messages (the event goes through the room's group)."""
+
+    async def send() -> None:
+        event = {"type": "room.access", "user": user_id}
+        try:
+            await asyncio.wait_for(get_channel_layer().group_send(room_group_name(room.name), event), BROADCAST_TIMEOUT)
+        except Exception as exc:  # every post re-checks membership anyway
+            logger.warning("telling %s's sockets about a membership change failed: %r", room.name, exc)
+
+    transaction.on_commit(lambda: async_to_sync(send)())
 
 
 def message_validate(*, author: AbstractBaseUser | None, data: Mapping[str, Any]) -> Draft:
@@ -82,7 +194,8 @@ def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft, ip: str 
     try:
         with transaction.atomic():
             if room.pk is None:
-                room, _ = Room.objects.get_or_create(name=room.name)
+                room = room_get_or_create(name=room.name)
+            room_member_check(room=room, user=author)  # checked on every post: a removal takes effect at once
             # The room row lock orders the room's messages: seq follows commit order.
             last_seq, last_time = (
                 Room.objects.select_for_update().values_list("last_seq", "last_activity").get(pk=room.pk)

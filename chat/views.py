@@ -1,12 +1,15 @@
-"""Pages: lobby, room (and its older history), editing and deleting messages, removing a user.
+"""Pages: lobby, room (and its older history), a new room, a private room's members, direct messages,
+editing and deleting messages, removing a user.
 
 Every action is a plain form, so all of it works without JavaScript.
 """
 
+from typing import Any
 from uuid import uuid4
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,8 +20,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from chat import days, selectors, services
-from chat.forms import DeactivateForm, RoomForm
+from chat import days, fragments, selectors, services
+from chat.forms import DeactivateForm, MemberForm, NewRoomForm, RoomForm
 from chat.models import Message, Room, room_name_validator
 from chat.protection import limits
 from chat.realtime import lobby as lobby_list
@@ -36,7 +39,7 @@ def lobby(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         return redirect("chat:room", room_name=form.cleaned_data["room"])
     status = 400 if form.is_bound else 200
-    context = {"form": form, "entries": lobby_list.page_entries(user=request.user)}
+    context = {"form": form, **fragments.lobby_lists(lobby_list.page_entries(user=request.user))}
     return render(request, "chat/lobby.html", context, status=status)
 
 
@@ -48,8 +51,15 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
         room_name_validator(room_name)
     except ValidationError as error:
         raise Http404(error.message) from None
-    # An unknown room is shown empty and stored by its first message, not by a visit.
-    room = selectors.room_get(name=room_name)
+    # An unknown public room is shown empty and stored by its first message, not by a visit; a room the
+    # reader may not read answers 404, as one that does not exist.
+    room = selectors.room_for_reader(name=room_name, user=request.user)
+    if room is None:
+        raise Http404("There is no such room.")
+    return room_page(request, room)
+
+
+def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
     before, after = message_id(request.GET.get("before")), message_id(request.GET.get("after"))
     if room.pk is None and (before is not None or after is not None):
         raise Http404("There is no such room.")
@@ -77,6 +87,7 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
     context = {
         "room": room,
         "room_name": room.name,
+        "title": room_title(room, request.user),
         "page": page,
         "entries": days.entries(page.messages),
         "historic": historic,
@@ -141,11 +152,20 @@ def vary_on_htmx(response: HttpResponse) -> HttpResponse:
 # Edit and delete, with htmx in place and as plain pages without JavaScript.
 
 
-def room_or_404(room_name: str) -> Room:
+def room_or_404(request: HttpRequest, room_name: str) -> Room:
+    """A stored room the reader may read; anything else answers 404 (staff powers stop at a closed room's door)."""
     room = Room.objects.filter(name=room_name).first()
-    if room is None:
+    if room is None or not selectors.room_readable(room=room, user=request.user):
         raise Http404("There is no such room.")
     return room
+
+
+def room_title(room: Room, reader: Any) -> str:
+    """What the page calls the room: its name, or for a direct conversation the other person."""
+    if room.kind != Room.DIRECT or room.pk is None:
+        return room.name
+    partner = selectors.direct_partner(room=room, reader=reader)
+    return "Notes to self" if partner == reader.get_username() else f"Direct messages with {partner}"
 
 
 def message_url(room: Room, pk: int) -> str:
@@ -173,7 +193,7 @@ def refused(request: HtmxHttpRequest, room: Room, pk: int, error: str, status: i
 @require_GET
 def message(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
     """One message: with htmx, its item (cancelling an edit); without, the room at that message."""
-    room = room_or_404(room_name)
+    room = room_or_404(request, room_name)
     if request.htmx:
         return message_item(request, room, pk)
     return redirect(message_url(room, pk))
@@ -181,7 +201,7 @@ def message(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
-    room = room_or_404(room_name)
+    room = room_or_404(request, room_name)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:
@@ -212,7 +232,7 @@ def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRespo
 
 @require_http_methods(["GET", "POST"])
 def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpResponse:
-    room = room_or_404(room_name)
+    room = room_or_404(request, room_name)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:
@@ -236,7 +256,7 @@ def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRes
 @require_http_methods(["GET", "POST"])
 def user_deactivate(request: HtmxHttpRequest, room_name: str, username: str) -> HttpResponse:
     """Staff: remove a user (they can no longer log in, post or keep a socket), optionally with all their messages."""
-    room = room_or_404(room_name)
+    room = room_or_404(request, room_name)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     if not request.user.is_staff:
@@ -259,3 +279,127 @@ def user_deactivate(request: HtmxHttpRequest, room_name: str, username: str) -> 
         messages.success(request, f"{target.get_username()} was removed{deleted}.")
         return redirect("chat:room", room_name=room.name)
     return render(request, "chat/user_deactivate.html", {"room": room, "target": target, "form": form})
+
+
+# Rooms of a team: a new room (public or private), a private room's members, direct messages.
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_new(request: HtmxHttpRequest) -> HttpResponse:
+    form = NewRoomForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.room_create(
+                name=form.cleaned_data["name"], creator=request.user, private=form.cleaned_data["private"]
+            )
+        except ValidationError as error:
+            form.add_error("name", error)
+        else:
+            return redirect("chat:room", room_name=room.name)
+    return render(request, "chat/room_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def closed_room_or_404(request: HttpRequest, room_name: str) -> Room:
+    """A private room or direct conversation the reader is a member of (public rooms have no member list)."""
+    room = room_or_404(request, room_name)
+    if room.is_public:
+        raise Http404("A public room has no member list.")
+    return room
+
+
+@require_http_methods(["GET", "POST"])
+def members(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
+    """The members of a private room; its owners add people here (a POST of `username`)."""
+    room = closed_room_or_404(request, room_name)
+    form = MemberForm(request.POST or None)
+    if request.method != "POST":
+        return members_answer(request, room, form)
+    if not form.is_valid():
+        return members_answer(request, room, form, status=400)
+    try:
+        added = services.member_add(room=room, by=request.user, username=form.cleaned_data["username"])
+    except PermissionDenied as denied:
+        return members_answer(request, room, form, error=str(denied), status=403)
+    except ValidationError as error:
+        form.add_error("username", error)
+        return members_answer(request, room, form, status=400)
+    if request.htmx:
+        return members_answer(request, room, MemberForm())
+    messages.success(request, f"{added.user.get_username()} is a member now.")
+    return redirect("chat:members", room_name=room.name)
+
+
+def members_answer(
+    request: HtmxHttpRequest, room: Room, form: MemberForm, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    """The members page, or with htmx the members section alone (swapped in place)."""
+    context = {
+        "room": room,
+        "title": room_title(room, request.user),
+        "members": selectors.room_members(room=room),
+        "is_owner": selectors.room_is_owned_by(room=room, user=request.user),
+        "form": form,
+        "error": error,
+    }
+    template = "chat/_members.html" if request.htmx else "chat/members.html"
+    # htmx swaps only 2xx answers: an error comes back as the section with its message.
+    return render(request, template, context, status=200 if request.htmx else status)
+
+
+def member_target(username: str) -> Any:
+    target = get_user_model().objects.filter(username=username).first()
+    if target is None:
+        raise Http404("There is no such member.")
+    return target
+
+
+@require_http_methods(["POST"])
+def member_remove(request: HtmxHttpRequest, room_name: str, username: str) -> HttpResponse:
+    """An owner removes a member, or a member leaves (their own name)."""
+    room = closed_room_or_404(request, room_name)
+    target = member_target(username)
+    try:
+        services.member_remove(room=room, by=request.user, user=target)
+    except PermissionDenied as denied:
+        return members_answer(request, room, MemberForm(), error=str(denied), status=403)
+    except ValidationError as error:
+        return members_answer(request, room, MemberForm(), error=error.messages[0], status=400)
+    if target.pk == request.user.pk:
+        messages.success(request, f"You left {room.name}.")
+        response = redirect("chat:lobby")
+        if request.htmx:  # the room is gone for them: the whole page goes to the lobby
+            response["HX-Redirect"] = response["Location"]
+        return response
+    if request.htmx:
+        return members_answer(request, room, MemberForm())
+    messages.success(request, f"{target.get_username()} is no longer a member.")
+    return redirect("chat:members", room_name=room.name)
+
+
+@require_http_methods(["POST"])
+def member_owner(request: HtmxHttpRequest, room_name: str, username: str) -> HttpResponse:
+    """An owner makes a member an owner too."""
+    room = closed_room_or_404(request, room_name)
+    target = member_target(username)
+    try:
+        services.member_make_owner(room=room, by=request.user, user=target)
+    except PermissionDenied as denied:
+        return members_answer(request, room, MemberForm(), error=str(denied), status=403)
+    except ValidationError as error:
+        return members_answer(request, room, MemberForm(), error=error.messages[0], status=400)
+    if request.htmx:
+        return members_answer(request, room, MemberForm())
+    messages.success(request, f"{target.get_username()} is an owner now.")
+    return redirect("chat:members", room_name=room.name)
+
+
+@login_required
+@require_http_methods(["GET"])
+def direct(request: HtmxHttpRequest, username: str) -> HttpResponse:
+    """The conversation between the reader and that user (their own name: notes to self): the room page."""
+    other = get_user_model().objects.filter(username=username, is_active=True).first()
+    if other is None:
+        raise Http404("There is no such user.")
+    room = services.direct_room_get_or_create(user=request.user, other=other)
+    return room_page(request, room)

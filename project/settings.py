@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "chat.accounts.sign_in_required.SignInRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -236,6 +237,22 @@ CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 # Who is here (chat/realtime/presence.py): kept in Redis with REDIS_URL, else in this process.
 # 0 turns the live list off (nothing stored, no presence frames).
 CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
+
+# Who may sign up (chat/accounts/views.py): `open` anyone; `invite` whoever holds an unused, unexpired
+# invitation a staff member made at /accounts/invites/; `closed` nobody (staff create accounts in the admin).
+CHAT_SIGNUP = os.environ.get("CHAT_SIGNUP", "").strip() or "open"
+if CHAT_SIGNUP not in {"open", "invite", "closed"}:
+    raise ImproperlyConfigured(f"CHAT_SIGNUP must be open, invite or closed, not {CHAT_SIGNUP!r}.")
+# Days an invitation stays usable.
+CHAT_INVITATION_DAYS = int(os.environ.get("CHAT_INVITATION_DAYS", "7"))
+if CHAT_INVITATION_DAYS < 1:
+    raise ImproperlyConfigured(f"CHAT_INVITATION_DAYS must be 1 or more, not {CHAT_INVITATION_DAYS}.")
+# Who may read the public rooms (chat/accounts/access.py): 1 anyone, as a visitor too; 0 signed-in users
+# only, on every page but log-in and sign-up, and on every socket.
+_public_read = os.environ.get("CHAT_PUBLIC_READ", "").strip() or "1"
+if _public_read not in {"0", "1"}:
+    raise ImproperlyConfigured(f"CHAT_PUBLIC_READ must be 1 or 0, not {_public_read!r}.")
+CHAT_PUBLIC_READ = _public_read == "1"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

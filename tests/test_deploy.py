@@ -420,12 +420,28 @@ def test_production_settings_refuse_to_start_with_allowed_hosts_star(hosts: str)
     assert "ImproperlyConfigured: DJANGO_ALLOWED_HOSTS must name the hosts, not '*'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "error"),
+    [
+        ("CHAT_SIGNUP", "invites", "CHAT_SIGNUP must be open, invite or closed, not 'invites'."),
+        ("CHAT_PUBLIC_READ", "no", "CHAT_PUBLIC_READ must be 1 or 0, not 'no'."),
+        ("CHAT_INVITATION_DAYS", "0", "CHAT_INVITATION_DAYS must be 1 or more, not 0."),
+    ],
+)
+def test_settings_refuse_to_start_with_an_unknown_access_setting(variable: str, value: str, error: str) -> None:
+    result = manage(BASE_DIR, clean_env(**{variable: value}), "check")
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {error}" in result.stderr
+
+
 def test_check_deploy_is_clean_with_the_documented_environment() -> None:
     env = clean_env(
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=random_secret(),
         DJANGO_ALLOWED_HOSTS="chat.example.com",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://chat.example.com",
+        CHAT_SIGNUP="invite",
+        CHAT_PUBLIC_READ="0",
     )
     result = manage(BASE_DIR, env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

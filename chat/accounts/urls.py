@@ -8,6 +8,8 @@ from chat.accounts.forms import LoginForm
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
+    path("invites/", views.invites, name="invites"),
+    path("invites/<int:pk>/revoke/", views.invite_revoke, name="invite-revoke"),
     path("settings/", views.account_settings, name="account-settings"),
     path("me.css", views.viewer_css, name="viewer-css"),
     # Django's log-in view, throttled, with a form that puts the focus on its first error.

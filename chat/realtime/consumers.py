@@ -15,10 +15,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from chat import fragments, selectors, services
+from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
 from chat.protection import limits
 from chat.protection.token_bucket import TokenBucket
-from chat.realtime import catch_up, db, layer_watch, post_auth, presence, session_notices, typing_notices
+from chat.realtime import access, catch_up, db, layer_watch, post_auth, presence, session_notices, typing_notices
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -59,9 +60,18 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         # Accepted first, refused after: the page hears why (a refused handshake looks like a network
         # error, which htmx retries), and the handshake does not wait for the socket count.
         await self.accept()
+        if not may_read_public(self.scope.get("user")):  # CHAT_PUBLIC_READ=0: visitors get no frame of a room
+            await self.sign_out()
+            return
         try:
             room_name_validator(self.room_name)
         except ValidationError:
+            await self.close(code=CLOSE_BAD_ROOM)
+            return
+        # Who may read the room is checked here, before any frame of it, and on every post; never per
+        # delivered message. A room they may not read closes as one that does not exist.
+        self.room = await access.room_for_socket(self.room_name, user=self.scope.get("user"))
+        if self.room is None:
             await self.close(code=CLOSE_BAD_ROOM)
             return
         self.client_ip = limits.scope_ip(self.scope)
@@ -134,6 +144,9 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         except post_auth.SignedOut:
             await self.sign_out()
             return
+        except services.NotAMember:
+            await self.room_closed()
+            return
         except ValidationError as error:
             await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
             return
@@ -197,6 +210,18 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         """Show the page it is signed out, then close with a code htmx does not retry."""
         await self.send(text_data=fragments.signed_out(room_name=self.room_name))
         await self.close(code=CLOSE_SIGNED_OUT)
+
+    async def room_access(self, event: dict[str, Any]) -> None:
+        """The room's members changed (for this socket's user, or for everyone): close if it may no longer read it."""
+        user = self.scope.get("user")
+        concerned = event.get("user") is None or (user is not None and user.pk == event["user"])
+        if concerned and await access.room_for_socket(self.room_name, user=user, fresh=True) is None:
+            await self.room_closed()
+
+    async def room_closed(self) -> None:
+        """Show the page it may no longer read the room, then close with a code htmx does not retry."""
+        await self.send(text_data=fragments.room_closed())
+        await self.close(code=CLOSE_BAD_ROOM)
 
     async def chat_resync(self, event: dict[str, Any]) -> None:
         """The room is ahead of this socket (the layer is back after an outage, or a lost broadcast that

@@ -19,14 +19,16 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from chat import fragments, selectors
-from chat.models import DEFAULT_TIME_ZONE
-from chat.realtime import db, presence_store
+from chat.accounts.access import may_read_public
+from chat.models import DEFAULT_TIME_ZONE, Room
+from chat.realtime import db, post_auth, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
 
 TICK = 1.0
+CLOSE_SIGNED_OUT = 4401  # as the room socket's: htmx does not retry it
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class Entry:
     room: selectors.LobbyRoom
     here: int  # people in the room now
     unread: int  # messages new to this reader
+    title: str = ""  # the room's name, or a direct conversation's other person for this reader
+
+    @property
+    def direct(self) -> bool:
+        return self.room.kind == Room.DIRECT
+
+    @property
+    def private(self) -> bool:
+        return self.room.kind == Room.PRIVATE
 
 
 def entries(
@@ -42,20 +53,23 @@ def entries(
     new: dict[tuple[int, int], int],
     user_id: int | None,
 ) -> tuple[Entry, ...]:
+    """What one reader's lobby lists: the public rooms, and the private rooms and conversations they are in."""
     return tuple(
         Entry(
             room=room,
             here=views[room.name].count if room.name in views else 0,
             unread=new.get((user_id, room.id), 0) if user_id else 0,
+            title=room.partner(user_id) if room.kind == Room.DIRECT else room.name,
         )
         for room in rooms
+        if room.visible_to(user_id)
     )
 
 
 def page_entries(*, user: AbstractBaseUser) -> tuple[Entry, ...]:
     """The lobby as of now, for the page (runs in a view's thread)."""
-    rooms = selectors.lobby_rooms()
     user_id = user.pk if user.is_authenticated else None
+    rooms = selectors.lobby_rooms(user_ids={user_id} if user_id else set())
     new = selectors.unread_counts(user_ids={user_id}, room_ids=[r.id for r in rooms]) if user_id else {}
     return entries(rooms, presence_store.counts_now([r.name for r in rooms]), new, user_id)
 
@@ -71,6 +85,9 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None
         await self.accept()
+        if not may_read_public(user):  # CHAT_PUBLIC_READ=0: visitors get no lobby frame
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         sockets.add_lobby(self)
 
     async def disconnect(self, code: int) -> None:
@@ -78,6 +95,21 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """A logout: if it was this socket's session, its lists (private rooms among them) go."""
+        if event["session"] == session_notices.session_digest(post_auth.scope_session_key(self.scope)):
+            await self.sign_out()
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
+        if await db.reads(post_auth.session_user)(self.scope) is None:
+            await self.sign_out()
+
+    async def sign_out(self) -> None:
+        sockets.remove_lobby(self)  # no list is sent to it any more
+        await self.send(text_data=fragments.lobby_signed_out())
+        await self.close(code=CLOSE_SIGNED_OUT)
 
 
 def active() -> bool:
@@ -89,18 +121,22 @@ async def tick() -> None:
     lobby_sockets = sockets.lobby()
     if not lobby_sockets:
         return
-    rooms = await db.reads(selectors.lobby_rooms)()
-    views = await presence_store.views([room.name for room in rooms])
     user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
+    if user_ids:
+        # What this process's open rooms have shown is written first: a message that arrived in a room the
+        # reader has open here never shows as new, whichever job ran first.
+        await unread.positions.flush()
+    rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
+    views = await presence_store.views([room.name for room in rooms])
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     rendered: dict[tuple[Any, ...], str] = {}
     for socket in lobby_sockets:
         view = entries(rooms, views, new, socket.user_id)
         if view == socket.shown:
             continue
-        key = (view, socket.zone_name)
+        key = (view, socket.zone_name, socket.user_id is not None)
         if key not in rendered:
-            rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name)
+            rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name, signed_in=key[2])
         socket.shown = view
         try:
             await socket.send(text_data=rendered[key])

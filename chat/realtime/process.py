@@ -8,6 +8,7 @@ is wired at import. `reset()` is the one call that forgets everything the proces
 
 from chat import fragments
 from chat.realtime import (
+    access,
     catch_up,
     layer_watch,
     liveness,
@@ -26,6 +27,7 @@ def install() -> None:
     """Subscribe the concerns to the registry and schedule their periodic work (idempotent)."""
     for follower in (catch_up.rooms, presence.tracker, unread.positions, session_notices.follower):
         sockets.follow(follower)
+    sockets.follow_lobby(session_notices.lobby_follower)
     scheduler.every(presence.TICK, "presence", presence.tracker.tick, active=presence.tracker.active)
     typists = typing_notices.typists
     scheduler.every(typing_notices.TICK, typing_notices.JOB, typists.tick, active=typists.active)
@@ -44,4 +46,5 @@ def reset() -> None:
     for concern in (catch_up.rooms, presence.tracker, typing_notices.typists, unread.positions, layer_watch.watch):
         concern.reset()
     presence_store.backends.reset()
+    access.public_rooms.reset()
     fragments.rendered.clear()

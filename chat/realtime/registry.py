@@ -63,6 +63,7 @@ class Registry:
         self._users: dict[int, dict[str, Entry]] = {}
         self._lobby: dict[str, Any] = {}
         self._followers: list[Follower] = []
+        self._lobby_followers: list[Any] = []  # told of lobby sockets: joined(socket), left(socket)
         self._on_add: list[Callable[[], None]] = []
 
     # Wiring (ChatConfig.ready).
@@ -70,6 +71,10 @@ class Registry:
     def follow(self, follower: Follower) -> None:
         if follower not in self._followers:
             self._followers.append(follower)
+
+    def follow_lobby(self, follower: Any) -> None:
+        if follower not in self._lobby_followers:
+            self._lobby_followers.append(follower)
 
     def on_add(self, callback: Callable[[], None]) -> None:
         """Call `callback()` after every socket added (the scheduler wakes its jobs)."""
@@ -147,13 +152,23 @@ class Registry:
 
     def add_lobby(self, socket: Any) -> None:
         self._lobby[socket.channel_name] = socket
+        for follower in self._lobby_followers:
+            self._tell(follower.joined, socket)
         self._changed()
 
     def remove_lobby(self, socket: Any) -> None:
-        self._lobby.pop(socket.channel_name, None)
+        if self._lobby.pop(socket.channel_name, None) is not None:
+            for follower in self._lobby_followers:
+                self._tell(follower.left, socket)
 
     def lobby(self) -> list[Any]:
         return list(self._lobby.values())
+
+    def lobby_of_user(self, user_id: int | str | None) -> list[Any]:
+        """The lobby sockets of a signed-in user (by pk, or the str of it)."""
+        if user_id is None:
+            return []
+        return [socket for socket in self._lobby.values() if str(socket.user_id) == str(user_id)]
 
     # Tests.
 
@@ -169,11 +184,11 @@ class Registry:
             callback()
 
     @staticmethod
-    def _tell(hook: Any, entry: Entry) -> None:
+    def _tell(hook: Any, socket: Any) -> None:
         try:
-            hook(entry)
+            hook(socket)
         except Exception:  # one concern's bug must not keep the others from hearing
-            logger.exception("%r failed for %s", hook, entry.channel)
+            logger.exception("%r failed for %r", hook, socket)
 
 
 def _discard(index: dict[Any, dict[str, Entry]], key: Any, channel: str) -> None:

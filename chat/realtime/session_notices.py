@@ -97,9 +97,13 @@ class Listener:
         try:
             while True:
                 event = await retrying("receiving session notices", layer.receive, channel)
-                for entry in sockets.of_user(event.get("user")):
+                user = event.get("user")
+                targets = [e.channel for e in sockets.of_user(user)] + [
+                    s.channel_name for s in sockets.lobby_of_user(user)
+                ]
+                for target in targets:
                     try:
-                        await layer.send(entry.channel, event)
+                        await layer.send(target, event)
                     except Exception as exc:  # the per-post check still refuses the socket's next post
                         logger.warning("passing on %s failed: %r", event.get("type"), exc)
         finally:
@@ -135,7 +139,7 @@ def listener() -> Listener:
 
 
 class Follower:
-    """Follows the registry: a process listens while it has signed-in room sockets."""
+    """Follows the registry: a process listens while it has signed-in room or lobby sockets."""
 
     def joined(self, entry: Entry) -> None:
         if entry.user_id is not None:
@@ -153,3 +157,18 @@ class Follower:
 
 
 follower = Follower()
+
+
+class LobbyFollower:
+    """A signed-in lobby socket also follows its session: it shows private rooms' names and previews."""
+
+    def joined(self, socket: Any) -> None:
+        if socket.user_id is not None:
+            listener().follow()
+
+    def left(self, socket: Any) -> None:
+        if socket.user_id is not None:
+            listener().unfollow()
+
+
+lobby_follower = LobbyFollower()

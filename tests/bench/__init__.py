@@ -8,6 +8,7 @@ Run from the repository root:
 
     .venv/bin/python -m tests.bench --configs memory-1 --clients 5000 --duration 5     # a reconnect storm
     .venv/bin/python -m tests.bench --configs memory-1 --clients 2000 --duration 5 --daphne-defaults
+    .venv/bin/python -m tests.bench --configs memory-1,redis-pubsub-1 --apps ours --room-kind public,private
 
 For each configuration (`memory-1`: in-memory layer, one daphne; `redis-1`/`redis-2`:
 RedisChannelLayer, one or two daphnes; `redis-pubsub-1`/`redis-pubsub-2`: the same with
@@ -46,6 +47,15 @@ lines ("Too many connections", tracebacks); then the targets of issues 4 and 12,
 matplotlib from tests/requirements.txt) shows latency percentiles, CPU per delivery and connect
 times for both apps across the configurations. --daphne-defaults runs daphne with its default
 options (the README's run command) instead of the Procfile's.
+
+--room-kind public,private (issue 18) runs ours twice per configuration, the same signed-in
+receivers first in a public room, then in a private room made as the new-room form makes it
+(services.room_create, the sender its owner) with every receiver added as a member in bulk; the
+tutorial, which has no private rooms, runs in the public one only. Before a private row's load,
+one socket with no login must be closed with 4404 before any frame (the room really is members
+only). The bench then prints the ratio of server CPU per delivery private / public for each
+configuration (issue 18's target: <= 1.05, as membership is checked when a socket connects and
+when it posts, never per delivered message). The chart shows the public rows.
 
 To size the Redis layer without touching the product: --redis-option NAME=VALUE merges keyword
 arguments into the Redis host entry (e.g. max_connections=1000, socket_timeout=10),

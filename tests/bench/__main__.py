@@ -20,7 +20,7 @@ from tests.support.procfile import web_daphne
 
 from . import servers
 from .chart import write_chart
-from .loadgen import LoadSpec, run_load
+from .loadgen import LoadSpec, run_load, stranger_answer
 
 # name: (CHANNEL_LAYER, or None for the in-memory layer; daphne processes; Redis shards)
 # One shard: --redis-url. Two: two private redis-servers the bench starts on free ports.
@@ -40,6 +40,10 @@ OURS_P95_FACTOR = 1.25
 CONNECT_P95_FACTOR = 1.5
 CPU_PER_DELIVERY_FACTOR = 1.1
 KIB_PER_SOCKET_TARGET = 40
+# Issue 18: a private room's members are checked when a socket connects and when it posts, never per delivery.
+ROOM_KINDS = ("public", "private")
+PRIVATE_CPU_FACTOR = 1.05
+CLOSE_BAD_ROOM = 4404  # how ours closes a room its reader may not read, as one that does not exist
 
 
 def redis_option(text: str) -> tuple[str, Any]:
@@ -95,6 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "so every connect loads a session and a user; the tutorial's receivers never sign in)",
     )
     parser.add_argument(
+        "--room-kind",
+        default="public",
+        help="comma-separated: public, private (public). private runs ours in a private room whose members "
+        "are the sender and every receiver (the tutorial has none: it runs public only); with both, each "
+        "config's rows are the same receivers in a public room, then in a private one, and the bench prints "
+        "the ratio of server CPU per delivery private / public",
+    )
+    parser.add_argument(
         "--chart",
         type=Path,
         default=Path("docs/benchmark.png"),
@@ -123,9 +135,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     args.apps = [name.strip() for name in args.apps.split(",") if name.strip()]
-    unknown = [name for name in args.configs if name not in CONFIGS] + [name for name in args.apps if name not in APPS]
+    args.room_kind = [name.strip() for name in args.room_kind.split(",") if name.strip()]
+    unknown = (
+        [name for name in args.configs if name not in CONFIGS]
+        + [name for name in args.apps if name not in APPS]
+        + [name for name in args.room_kind if name not in ROOM_KINDS]
+    )
     if unknown:
-        parser.error(f"unknown config or app: {', '.join(unknown)}")
+        parser.error(f"unknown config, app or room kind: {', '.join(unknown)}")
+    if "private" in args.room_kind and ("ours" not in args.apps or args.anonymous):
+        parser.error("--room-kind private needs ours (--apps) and signed-in receivers (no --anonymous)")
     if args.clients < 1 or args.rate <= 0 or args.duration <= 0:
         parser.error("--clients, --rate and --duration must be positive")
     return args
@@ -141,9 +160,21 @@ def raise_fd_limit(needed: int) -> None:
         print(f"warning: fd limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]} < {needed} needed", file=sys.stderr)
 
 
-def room_name(config: str, app: str, run_id: str) -> str:
+def room_name(config: str, app: str, run_id: str, kind: str = "public") -> str:
     # \w only: the tutorial's route is ws/chat/(?P<room_name>\w+)/
-    return f"bench_{config.replace('-', '_')}_{app}_{run_id}"
+    middle = app if kind == "public" else f"{app}_{kind}"
+    return f"bench_{config.replace('-', '_')}_{middle}_{run_id}"
+
+
+def row_plan(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(config, app, room kind) of every row, in running order: the tutorial has public rooms only."""
+    return [
+        (config, app, kind)
+        for config in args.configs
+        for app in args.apps
+        for kind in args.room_kind
+        if kind == "public" or app == "ours"
+    ]
 
 
 def run_one(
@@ -156,6 +187,7 @@ def run_one(
     receiver_cookies: list[str],
     run_id: str,
     log_dir: Path,
+    kind: str = "public",
 ) -> dict[str, Any]:
     layer, processes, shards = CONFIGS[config]
     env = dict(env)
@@ -175,8 +207,8 @@ def run_one(
                 "BENCH_REDIS_PLAIN_URL": "1" if args.redis_plain_url else "0",
             }
         )
-    label = f"{config}-{app}"
-    row: dict[str, Any] = {"config": config, "app": app, "processes": processes}
+    label = f"{config}-{app}" + ("" if kind == "public" else f"-{kind}")
+    row: dict[str, Any] = {"config": config, "app": app, "room_kind": kind, "processes": processes}
     started = servers.start_servers(
         app=APPS[app],
         count=processes,
@@ -189,7 +221,7 @@ def run_one(
     profilers = servers.start_profilers(started, args.profile, label) if args.profile else []
     try:
         servers.wait_ready(started)
-        room = room_name(config, app, run_id)
+        room = room_name(config, app, run_id, kind)
         spec = LoadSpec(
             app=app,
             ports=[server.port for server in started],
@@ -213,6 +245,8 @@ def run_one(
                     figures["redis_clients"] = sum(servers.redis_clients(url) for url in redis_urls)
                 return figures
 
+            if kind == "private":  # before run_load: its figures start after this socket has gone
+                row["stranger"] = asyncio.run(stranger_answer(spec))
             row.update(asyncio.run(asyncio.wait_for(run_load(spec, sample), budget)))
         except Exception as error:  # one broken configuration should not hide the others
             row["error"] = f"{type(error).__name__}: {error}"
@@ -231,9 +265,12 @@ def fmt(value: Any, spec: str = "") -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    # The room kind gets a column only when a run has private rows: a public-only table stays as it was.
+    kinds = any(kind_of(row) != "public" for row in rows)
     head = (
         "config",
         "app",
+        *(("room",) if kinds else ()),
         "fail",
         "dropped",
         "connect ms p50/p95/max",
@@ -249,7 +286,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [head]
     for row in rows:
         if "error" in row and "latency_ms" not in row:
-            lines.append((row["config"], row["app"], "-", "-", "-", "-", row["error"][:60], *["-"] * 6))
+            room = (kind_of(row),) if kinds else ()
+            lines.append((row["config"], row["app"], *room, "-", "-", "-", "-", row["error"][:60], *["-"] * 6))
             continue
         c, lat = row["connect_ms"], row["latency_ms"]
         log = ", ".join(f"{n}x {needle}" for needle, n in row["server_log"].items() if n) or "clean"
@@ -257,6 +295,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             (
                 row["config"],
                 row["app"],
+                *((kind_of(row),) if kinds else ()),
                 f"{row['failed_connects']}/{row['clients']}",
                 str(sum(row["dropped"].values())),
                 f"{fmt(c['p50'])}/{fmt(c['p95'])}/{fmt(c['max'])}",
@@ -276,10 +315,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def kind_of(row: dict[str, Any]) -> str:
+    return row.get("room_kind", "public")
+
+
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """The targets of issue 4, checked against what was measured."""
+    """The targets of issue 4, checked against what was measured (public rooms), then issue 18's."""
     lines = []
-    by_key = {(row["config"], row["app"]): row for row in rows if "latency_ms" in row}
+    by_key = {(row["config"], row["app"]): row for row in rows if "latency_ms" in row and kind_of(row) == "public"}
     for (config, app), row in by_key.items():
         if app == "ours":
             ok = row["failed_connects"] == 0 and row["deliveries"] == row["expected"]
@@ -301,6 +344,36 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
                     f"({o95} vs {t95} ms, {o95 / t95:.2f}x)"
                 )
             lines.extend(storm_verdicts(config, tutorial, ours))
+    lines.extend(private_verdicts(rows))
+    return lines
+
+
+def private_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 18: ours in a private room against ours in a public one, same receivers, same run."""
+    lines = []
+    measured = {(row["config"], kind_of(row)): row for row in rows if row["app"] == "ours" and "latency_ms" in row}
+    for (config, kind), private in measured.items():
+        if kind != "private":
+            continue
+        stranger = private.get("stranger") or {}
+        ok = stranger.get("close_code") == CLOSE_BAD_ROOM and stranger.get("frames") == 0
+        lines.append(
+            f"{config}: the private room closes a socket with no login with {CLOSE_BAD_ROOM} before any frame: "
+            f"{'yes' if ok else 'NO'} (closed with {stranger.get('close_code')} after {stranger.get('frames')} frames)"
+        )
+        ok = private["failed_connects"] == 0 and private["deliveries"] == private["expected"]
+        lines.append(
+            f"{config}: ours in a private room, zero failed connects and zero lost messages: {'yes' if ok else 'NO'} "
+            f"({private['failed_connects']} failed, {private['expected'] - private['deliveries']} lost)"
+        )
+        public = measured.get((config, "public"))
+        pc, oc = private.get("server_cpu_us_per_delivery"), public and public.get("server_cpu_us_per_delivery")
+        if pc is not None and oc:
+            ok = pc <= PRIVATE_CPU_FACTOR * oc
+            lines.append(
+                f"{config}: ours server CPU per delivery, private room <= {PRIVATE_CPU_FACTOR}x public room: "
+                f"{'yes' if ok else 'NO'} ({pc} vs {oc} us, {pc / oc:.2f}x)"
+            )
     return lines
 
 
@@ -347,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         name, _, value = setting.partition("=")
         env[name] = value
     username = f"bench-{run_id}"
-    rooms = [room_name(config, app, run_id) for config in args.configs for app in args.apps]
+    plan = row_plan(args)
+    public_rooms = [room_name(config, app, run_id) for config, app, kind in plan if kind == "public"]
+    private_rooms = [room_name(config, app, run_id, kind) for config, app, kind in plan if kind == "private"]
+    rooms = public_rooms + private_rooms
     rows: list[dict[str, Any]] = []
     code = servers.code_version()
     daphne_options = (
@@ -360,35 +436,39 @@ def main(argv: list[str] | None = None) -> int:
         f"database {'given URL' if args.database_url else 'fresh SQLite'}, logs in {workdir}\n"
         f"daphne options (port 0: each server's own): {daphne_options}\n"
         f"ours' receivers: {'anonymous' if args.anonymous else 'each signed in with its own session'}; "
-        f"the tutorial's: anonymous; load average before: {Path('/proc/loadavg').read_text().split()[0]}",
+        f"the tutorial's: anonymous; rooms: {', '.join(args.room_kind)}; "
+        f"load average before: {Path('/proc/loadavg').read_text().split()[0]}",
         flush=True,
     )
     try:
         servers.manage(env, "migrate", "--noinput")
         receivers = 0 if args.anonymous or "ours" not in args.apps else args.clients
-        cookie, receiver_cookies = servers.sender_session(env, username=username, rooms=rooms, receivers=receivers)
-        for config in args.configs:
-            for app in args.apps:
-                began = time.monotonic()
-                load = Path("/proc/loadavg").read_text().split()[0]
-                row = run_one(
-                    args,
-                    config=config,
-                    app=app,
-                    env=env,
-                    cookie=cookie,
-                    receiver_cookies=receiver_cookies,
-                    run_id=run_id,
-                    log_dir=workdir,
-                )
-                row["loadavg_before"] = float(load)
-                rows.append(row)
-                summary = row.get("error") or (
-                    f"{row['failed_connects']} failed, delivered {row['deliveries']}/{row['expected']}, "
-                    f"p95 {row['latency_ms']['p95']} ms"
-                )
-                took = time.monotonic() - began
-                print(f"  {config:<15} {app:<9} {summary} ({took:.0f} s, load before {load})", flush=True)
+        cookie, receiver_cookies = servers.sender_session(
+            env, username=username, rooms=public_rooms, receivers=receivers, private_rooms=private_rooms
+        )
+        for config, app, kind in plan:
+            began = time.monotonic()
+            load = Path("/proc/loadavg").read_text().split()[0]
+            row = run_one(
+                args,
+                config=config,
+                app=app,
+                env=env,
+                cookie=cookie,
+                receiver_cookies=receiver_cookies,
+                run_id=run_id,
+                log_dir=workdir,
+                kind=kind,
+            )
+            row["loadavg_before"] = float(load)
+            rows.append(row)
+            summary = row.get("error") or (
+                f"{row['failed_connects']} failed, delivered {row['deliveries']}/{row['expected']}, "
+                f"p95 {row['latency_ms']['p95']} ms"
+            )
+            took = time.monotonic() - began
+            shown = app if kind == "public" else f"{app} {kind}"
+            print(f"  {config:<15} {shown:<13} {summary} ({took:.0f} s, load before {load})", flush=True)
     finally:
         if args.database_url:
             try:
@@ -411,11 +491,14 @@ def main(argv: list[str] | None = None) -> int:
         keys = ("failure_reasons", "dropped", "sender_errors", "sender_reconnects", "unsent", "duplicates")
         extras = {key: row[key] for key in keys if row.get(key)}
         if extras:
-            print(f"{row['config']} {row['app']}: {json.dumps(extras)}")
-    if not args.no_chart and any("latency_ms" in row for row in rows):
+            shown = row["app"] if kind_of(row) == "public" else f"{row['app']} {kind_of(row)}"
+            print(f"{row['config']} {shown}: {json.dumps(extras)}")
+    # The chart compares the apps in public rooms (the tutorial has no private ones).
+    charted = [row for row in rows if kind_of(row) == "public"]
+    if not args.no_chart and any("latency_ms" in row for row in charted):
         try:
             write_chart(
-                rows,
+                charted,
                 args.chart,
                 title=f"python -m tests.bench: {args.clients} sockets, {args.rate:g} msg/s for {args.duration:g} s, "
                 f"{'daphne defaults' if args.daphne_defaults else 'Procfile daphne options'}, {code}",

@@ -308,6 +308,24 @@ async def warm_up(spec: LoadSpec) -> None:
         ws.close()
 
 
+async def stranger_answer(spec: LoadSpec) -> dict[str, Any]:
+    """A socket with no login on the room's path: how it ends and how many frames it got first. In a private
+    room it closes with 4404 before any frame, which shows the room measured is one only members can read."""
+    port = spec.ports[0]
+    ws = await asyncio.wait_for(
+        ws_connect(spec.host, port, spec.path, origin=f"http://{spec.host}:{port}"), spec.connect_timeout
+    )
+    frames = 0
+    try:
+        while await asyncio.wait_for(ws.recv(), spec.connect_timeout) is not None:
+            frames += 1
+    except TimeoutError:
+        pass  # still open: close_code stays None
+    finally:
+        ws.close()
+    return {"close_code": ws.close_code, "frames": frames}
+
+
 async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]]) -> dict[str, Any]:
     """Connect everyone, let them idle, send at the fixed rate, wait for the deliveries, close."""
     tally = Tally()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -67,9 +68,10 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
-from chat.models import Room
+from chat import services
+from chat.models import Membership, Room
 user = User.objects.create_user(os.environ["BENCH_USERNAME"])
-for name in os.environ["BENCH_ROOMS"].split(","):
+for name in filter(None, os.environ["BENCH_ROOMS"].split(",")):
     Room.objects.get_or_create(name=name)
 client = Client()
 client.force_login(user)
@@ -79,14 +81,20 @@ print("CSRFSECRET=" + _get_new_csrf_string())
 count = int(os.environ.get("BENCH_RECEIVERS") or 0)
 prefix = os.environ["BENCH_USERNAME"] + "-r"
 with transaction.atomic():
-    receivers = User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(count)])
-    for receiver in User.objects.filter(username__startswith=prefix):
+    User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(count)])
+    receivers = list(User.objects.filter(username__startswith=prefix))
+    for receiver in receivers:
         session = SessionStore()
         session[SESSION_KEY] = str(receiver.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = receiver.get_session_auth_hash()
         session.create()
         print("RECEIVER=" + session.session_key)
+# Private rooms: made as the new-room form makes them (the sender, their owner, is the first member),
+# with every receiver a member, added in bulk (services.member_add would be a query or two per member).
+for name in filter(None, os.environ.get("BENCH_PRIVATE_ROOMS", "").split(",")):
+    room = services.room_create(name=name, creator=user, private=True)
+    Membership.objects.bulk_create([Membership(room=room, user=receiver) for receiver in receivers])
 """
 
 CLEANUP_SCRIPT = """
@@ -100,12 +108,23 @@ Room.objects.filter(name__in=os.environ["BENCH_ROOMS"].split(",")).delete()
 
 
 def sender_session(
-    env: dict[str, str], *, username: str, rooms: list[str], receivers: int = 0
+    env: dict[str, str],
+    *,
+    username: str,
+    rooms: list[str],
+    receivers: int = 0,
+    private_rooms: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
-    """Create the sender (a real user with a real login session), the rooms and `receivers` signed-in users;
-    return the sender's Cookie header (the session, and a CSRF cookie its posts carry a token of) and one for
-    each receiver."""
-    setup_env = {**env, "BENCH_USERNAME": username, "BENCH_ROOMS": ",".join(rooms), "BENCH_RECEIVERS": str(receivers)}
+    """Create the sender (a real user with a real login session), the public `rooms`, `receivers` signed-in
+    users and the `private_rooms` (the sender their owner, every receiver a member); return the sender's Cookie
+    header (the session, and a CSRF cookie its posts carry a token of) and one for each receiver."""
+    setup_env = {
+        **env,
+        "BENCH_USERNAME": username,
+        "BENCH_ROOMS": ",".join(rooms),
+        "BENCH_RECEIVERS": str(receivers),
+        "BENCH_PRIVATE_ROOMS": ",".join(private_rooms),
+    }
     output = manage(setup_env, "shell", "-c", SETUP_SCRIPT, timeout=600)
     sender, secret, cookies = None, None, []
     for line in output.splitlines():

@@ -176,6 +176,27 @@ def test_the_settings_page_has_no_violations(page, daphne_server, seeded):
     assert violations(page) == []
 
 
+@browser
+def test_the_new_room_members_and_direct_message_pages_have_no_violations(page, daphne_server, seeded):
+    log_in(page, seeded["user"])
+    room = unique("private")
+    page.goto("/rooms/new/")
+    assert violations(page) == []
+    page.fill("#id_name", room)
+    page.get_by_label("Private").check()
+    page.get_by_role("button", name="Create the room").click()
+    page.wait_for_url(f"/chat/{room}/")
+    assert violations(page) == []
+    page.goto(f"/chat/{room}/members/")
+    page.fill("#id_username", unique("nobody"))
+    page.get_by_role("button", name="Add").click()  # an unknown name: the error shows in place
+    expect(page.locator("#id_username_error")).to_be_visible()
+    assert violations(page) == []
+    page.goto(f"/dm/{seeded['user']}/")
+    expect(page.locator("h1")).to_have_text("Notes to self")
+    assert violations(page) == []
+
+
 # Keyboard ----------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.live import message, send, unique, users_in_room
+from tests.support.live import log_in, message, open_room, send, unique, users_in_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
@@ -60,3 +60,35 @@ def test_a_room_on_another_process_hears_nothing(two_processes, new_page):
 
     watcher.wait_for_timeout(500)
     expect(watcher.locator("#messages li.message")).to_have_count(0)
+
+
+def test_a_private_room_on_two_processes_a_removal_on_one_closes_the_page_on_the_other(two_processes, new_page):
+    first, second = two_processes
+    owner, guest, outsider = new_page(base_url=first.url), new_page(base_url=second.url), new_page(base_url=second.url)
+    owner_name, guest_name, room = unique("owner"), unique("guest"), unique("private")
+    first.create_users(owner_name, guest_name, unique("outsider"))
+    for page, name in ((owner, owner_name), (guest, guest_name)):
+        log_in(page, name)
+    owner.goto("/rooms/new/")
+    owner.fill("#id_name", room)
+    owner.get_by_label("Private").check()
+    owner.get_by_role("button", name="Create the room").click()
+    owner.goto(f"/chat/{room}/members/")
+    owner.fill("#id_username", guest_name)
+    owner.get_by_role("button", name="Add").click()
+    expect(owner.locator("#members .member", has_text=guest_name)).to_have_count(1)
+    open_room(guest, room)
+    assert outsider.goto(f"/chat/{room}/").status == 404
+
+    owner.goto(f"/chat/{room}/")
+    send(owner, "before the removal")
+    expect(message(guest, "before the removal")).to_have_count(1, timeout=LIVE)
+    owner.goto(f"/chat/{room}/members/")
+    owner.locator("#members .member", has_text=guest_name).get_by_role("button", name="Remove").click()
+
+    expect(guest.locator("#compose-errors")).to_have_text("You are no longer a member of this room.", timeout=LIVE)
+    owner.goto(f"/chat/{room}/")
+    send(owner, "after the removal")
+    guest.wait_for_timeout(500)
+    expect(message(guest, "after the removal")).to_have_count(0)
+    assert guest.reload().status == 404
