@@ -6,6 +6,7 @@ typing, catch-up, liveness, layer watch, unread and the session listener follow 
 Every frame's HTML comes from chat/fragments.py. The frames are documented in docs/protocol.md.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -99,8 +100,30 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             return False
         return True
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Every way out releases what the socket holds: a close (disconnect), but also a handler that
+        # crashed or a task that daphne cancelled, where Channels never calls disconnect().
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
     async def disconnect(self, code: int) -> None:
-        sockets.remove(self)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give back what this socket holds, once: its registry entry (and with it presence, typing, catch-up,
+        liveness, layer watch, unread and the session listener), its socket count and its group."""
+        if getattr(self, "released", False):
+            return
+        self.released = True
+        if hasattr(self, "channel_name"):  # else the layer never gave it a channel: nothing registered
+            sockets.remove(self)
+        # The rest awaits the cache and the layer: in a task of its own, so a second cancellation (daphne
+        # killing a slow close) cannot cut it short half way.
+        await asyncio.shield(asyncio.ensure_future(self.release_shared()))
+
+    async def release_shared(self) -> None:
         # The socket count is shared by every process (it gates new sockets): not per-process state.
         if getattr(self, "counted", False):
             await limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip)

@@ -90,6 +90,12 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
             return
         sockets.add_lobby(self)
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a crash or a cancellation too, where Channels never calls disconnect()
+            sockets.remove_lobby(self)
+
     async def disconnect(self, code: int) -> None:
         sockets.remove_lobby(self)
 

@@ -5,10 +5,13 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 
 from chat.realtime import catch_up, presence, session_notices
 from chat.realtime.registry import Registry, sockets
 from chat.realtime.scheduler import Scheduler, scheduler
+from tests.support.in_process import CSRF_COOKIE, session_cookie, sync_frame
 
 
 class Recorder:
@@ -137,3 +140,61 @@ async def test_a_failing_tick_does_not_end_its_job():
 @pytest.mark.parametrize("name", ["presence", "typing", "read marks", "lobby", "liveness", "layer watch"])
 def test_every_periodic_concern_is_one_job_of_the_processs_scheduler(name):
     assert scheduler.job(name).interval > 0
+
+
+async def open_page(room_name: str, user) -> WebsocketCommunicator:
+    """A room socket the test ends itself (the connect fixture would close it again afterwards)."""
+    from project.asgi import application
+
+    cookie = b"; ".join([CSRF_COOKIE, await database_sync_to_async(session_cookie)(user)])
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+    page = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
+    assert (await page.connect())[0]
+    assert 'id="connection-status"' in await page.receive_from()
+    return page
+
+
+@pytest.fixture
+def one_socket_each(settings):
+    """A user may hold one socket: a count left behind would refuse their next one (4429)."""
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "sockets_per_user": "1"}
+
+
+async def assert_released_and_usable_again(connect, alice, room) -> None:
+    assert len(sockets) == 0
+    assert room.name not in presence.tracker.rooms
+    assert session_notices.listener().sockets == 0
+    again = await connect(room.name, alice)  # accepted: the user's socket count went back down
+    assert sockets.of_user(alice.pk) and await again.receive_nothing(timeout=0.2)
+
+
+async def test_a_socket_whose_handler_crashes_releases_everything_it_held(
+    connect, alice, room, monkeypatch, one_socket_each
+):
+    from chat.realtime.consumers import ChatConsumer
+
+    page = await open_page(room.name, alice)
+    assert len(sockets) == 1
+
+    async def broken_sync(self, *, cursor):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(ChatConsumer, "sync", broken_sync)
+    await page.send_to(text_data=sync_frame(0))
+    with pytest.raises(RuntimeError):
+        await page.receive_output(timeout=2)
+    monkeypatch.undo()
+
+    await assert_released_and_usable_again(connect, alice, room)
+
+
+async def test_a_socket_cancelled_by_the_server_releases_everything_it_held(connect, alice, room, one_socket_each):
+    page = await open_page(room.name, alice)
+    assert len(sockets) == 1
+
+    page.future.cancel()  # what daphne does to an application that outlives its close
+    with pytest.raises(asyncio.CancelledError):
+        await page.future
+    await asyncio.sleep(0.05)  # the shared part (count, group) runs in a task of its own
+
+    await assert_released_and_usable_again(connect, alice, room)
