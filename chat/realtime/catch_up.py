@@ -27,8 +27,11 @@ from chat.realtime.registry import Entry, sockets
 MAX_CATCH_UP = 200
 # A page that missed more changes than this (a mass deletion, say) is asked to reload.
 MAX_CHANGES = 1000
-# Messages per frame, so no single frame grows with how far behind a page is.
+# Messages per frame, and bytes of HTML per frame, so no single frame grows with how far behind a page is
+# or with what the messages hold (daphne refuses a frame over 1 MiB; an escaped 2,000-character text of
+# quotes is about 12 KiB).
 FRAME_MESSAGES = 50
+FRAME_BYTES = 256 * 1024
 
 
 class SharedReads:
@@ -137,19 +140,22 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
     zone = fragments.zone(zone_name)
     new = sorted((change for change in changes if change.posted_seq > cursor), key=lambda message: message.pk)
     changed = [change for change in changes if change.posted_seq <= cursor]
+    replaced_chunks = chunks(
+        changed, size=lambda m: len(fragments.item_oob(m, room_name=room_name, zone_name=zone_name))
+    )
     frames = [
         fragments.changes_applied(
             room_name=room_name,
-            replaced=changed[start : start + FRAME_MESSAGES],
+            replaced=chunk,
             appended=[],
             # With nothing new to append, the last of these frames moves the cursor.
-            cursor=newest if not new and start + FRAME_MESSAGES >= len(changed) else None,
+            cursor=newest if not new and last else None,
             zone_name=zone_name,
         )
-        for start in range(0, len(changed), FRAME_MESSAGES)
+        for chunk, last in replaced_chunks
     ]
     if len(new) > MAX_CATCH_UP:
-        latest = new[-FRAME_MESSAGES:]
+        latest = newest_that_fit(new, size=lambda m: message_bytes(m, room_name=room_name, zone_name=zone_name))
         above = selectors.message_previous(room=latest[0].room_id, before=new[0].pk)
         frames.append(
             fragments.gap_appended(
@@ -166,9 +172,11 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
     if new:
         above = selectors.message_previous(room=new[0].room_id, before=new[0].pk)
         entries = days.entries(new, previous=above.created if above else None, zone=zone)
-        for start in range(0, len(entries), FRAME_MESSAGES):
-            chunk = entries[start : start + FRAME_MESSAGES]
-            last = start + FRAME_MESSAGES >= len(entries)
+
+        def size(entry: days.Entry) -> int:
+            return message_bytes(entry.message, room_name=room_name, zone_name=zone_name)
+
+        for chunk, last in chunks(entries, size=size):
             frames.append(
                 fragments.changes_applied(
                     room_name=room_name,
@@ -179,3 +187,40 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
                 )
             )
     return CatchUp(frames=frames, seq=newest)
+
+
+def message_bytes(message: Any, *, room_name: str, zone_name: str) -> int:
+    """The size of a message's item as a frame carries it (rendered once: the frame reuses the render)."""
+    [item] = fragments.timeline_items([days.Entry(message=message, day=None)], room_name=room_name, zone_name=zone_name)
+    return len(item.encode())
+
+
+def chunks(items: list[Any], *, size: Callable[[Any], int]) -> list[tuple[list[Any], bool]]:
+    """`items` in runs of at most FRAME_MESSAGES and FRAME_BYTES (a single item over the budget goes alone),
+    each with whether it is the last run."""
+    runs: list[list[Any]] = []
+    run: list[Any] = []
+    used = 0
+    for item in items:
+        cost = size(item)
+        if run and (len(run) >= FRAME_MESSAGES or used + cost > FRAME_BYTES):
+            runs.append(run)
+            run, used = [], 0
+        run.append(item)
+        used += cost
+    if run:
+        runs.append(run)
+    return [(run, index == len(runs) - 1) for index, run in enumerate(runs)]
+
+
+def newest_that_fit(messages: list[Any], *, size: Callable[[Any], int]) -> list[Any]:
+    """The newest of `messages` that fit one frame (at most FRAME_MESSAGES and FRAME_BYTES, at least one)."""
+    kept: list[Any] = []
+    used = 0
+    for message in reversed(messages):
+        cost = size(message)
+        if kept and (len(kept) >= FRAME_MESSAGES or used + cost > FRAME_BYTES):
+            break
+        kept.append(message)
+        used += cost
+    return kept[::-1]
