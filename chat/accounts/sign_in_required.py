@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from chat.accounts.access import may_read_public
 
-OPEN_TO_VISITORS = ("login", "logout", "signup", "viewer-css", "admin:login")
+OPEN_TO_VISITORS = ("login", "logout", "signup", "viewer-css", "admin-login", "admin:login")
 
 
 class SignInRequiredMiddleware:

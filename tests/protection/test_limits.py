@@ -6,6 +6,7 @@ them on Redis across two processes).
 """
 
 import inspect
+from urllib.parse import unquote
 from uuid import uuid4
 
 import pytest
@@ -216,3 +217,30 @@ def test_djangos_redis_cache_keeps_the_location_and_options_the_socket_counters_
     assert cache._servers == ["redis://127.0.0.1:6390/3", "redis://127.0.0.1:6391/3"]
     assert cache._options == {"socket_timeout": 3}
     assert "self._servers[index]" in inspect.getsource(RedisCacheClient._get_connection_pool)
+
+
+def test_staff_log_in_through_the_same_throttled_page_the_admins_form_guesses_nothing(client, db, limit):
+    """40 wrong passwords for a superuser at /admin/login/, then the right one: no session, and the account is
+    throttled like any other; /admin/login/ only sends to the throttled log-in page, with where to go next."""
+    User.objects.create_superuser("root", password="correct-horse-battery")
+    limit("login_failures_per_account", "5/900")
+
+    for _ in range(40):
+        guess = client.post("/admin/login/?next=/admin/", {"username": "root", "password": "wrong"})
+        assert guess.status_code in (301, 302) and unquote(guess["Location"]) == "/accounts/login/?next=/admin/"
+        assert "_auth_user_id" not in client.session
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": "root", "password": "wrong"})
+    refused = client.post("/accounts/login/", {"username": "root", "password": "correct-horse-battery"})
+
+    assert refused.status_code == 429 and "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302  # the admin itself still sends to log in
+
+
+def test_a_staff_user_reaches_the_admin_after_the_shared_log_in(client, db):
+    User.objects.create_superuser("root", password="correct-horse-battery")
+    page = client.get("/admin/", follow=True)
+    assert unquote(page.redirect_chain[-1][0]) == "/accounts/login/?next=/admin/"
+    logged_in = client.post("/accounts/login/?next=/admin/", {"username": "root", "password": "correct-horse-battery"})
+    assert logged_in.status_code == 302 and logged_in["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
