@@ -359,12 +359,15 @@ def change_save(*, room: Room, message: Message, kind: str, **fields: Any) -> Ch
 
 
 def user_deactivate(*, user: AbstractBaseUser, by: AbstractBaseUser, delete_messages: bool) -> list[Change]:
-    """Staff only: the user can no longer log in or post; optionally every message of theirs is deleted
-    (each a change in its room's stream). Their open sockets are closed by the caller's signal."""
+    """Staff only (and only a superuser removes staff or a superuser): the user can no longer log in or post;
+    optionally every message of theirs is deleted (each a change in its room's stream). Their open sockets
+    are closed by the caller's signal."""
     if not by.is_staff:
         raise PermissionDenied("Only staff can remove a user.")
     if user.pk == by.pk:
         raise PermissionDenied("You cannot remove yourself.")
+    if (user.is_staff or user.is_superuser) and not by.is_superuser:
+        raise PermissionDenied("Staff remove ordinary users only: only a superuser removes staff.")
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
     session_notices.sessions_changed(user_pk=user.pk)  # their open sockets re-check, and close

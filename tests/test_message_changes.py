@@ -277,6 +277,23 @@ def test_staff_remove_a_user_from_the_room_with_a_plain_form(client, room, bob, 
     assert "This message was deleted." in page and "buy pills" not in page
 
 
+def test_staff_remove_ordinary_users_only_and_only_a_superuser_removes_staff(client, room, staff):
+    from django.contrib.auth.models import User
+
+    root = User.objects.create_superuser("root", password="correct-horse-battery")
+    other_mod = User.objects.create_user("mod2", password="correct-horse-battery", is_staff=True)
+    client.force_login(staff)
+
+    for target in (root, other_mod):
+        response = client.post(f"/chat/{room.name}/users/{target.username}/deactivate/", {"delete_messages": "on"})
+        assert response.status_code == 403 and "only a superuser removes staff" in response.text
+        target.refresh_from_db()
+        assert target.is_active
+    services.user_deactivate(user=other_mod, by=root, delete_messages=False)
+    other_mod.refresh_from_db()
+    assert not other_mod.is_active
+
+
 def test_only_staff_may_remove_a_user(client, room, alice, bob):
     client.force_login(alice)
 
