@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UsernameField
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -103,15 +104,21 @@ class LoginView(auth_views.LoginView):
     address, it answers 429 without checking the password (which also spares the CPU its hashing)."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        username, ip = request.POST.get("username", ""), limits.request_ip(request)
-        if limits.reached("login_failures_per_account", username) or limits.reached("login_failures_per_ip", ip):
+        account, ip = throttled_account(request.POST.get("username", "")), limits.request_ip(request)
+        if limits.reached("login_failures_per_account", account) or limits.reached("login_failures_per_ip", ip):
             return too_many_attempts(request, "Too many failed log-ins. Wait 15 minutes, then try again.")
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        limits.hit("login_failures_per_account", self.request.POST.get("username", ""))
+        limits.hit("login_failures_per_account", throttled_account(self.request.POST.get("username", "")))
         limits.hit("login_failures_per_ip", limits.request_ip(self.request))
         return super().form_invalid(form)
+
+
+def throttled_account(posted: str) -> str:
+    """The account a log-in attempt is counted against: the name as the form reads it (stripped and
+    NFKC-normalised, by Django's own UsernameField), case-folded, so `alice\t` or a full-width alice is alice."""
+    return UsernameField().to_python(posted).casefold()
 
 
 def too_many_attempts(request: HttpRequest, reason: str) -> HttpResponse:

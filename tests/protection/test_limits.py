@@ -103,6 +103,18 @@ def test_log_in_is_throttled_per_account_even_with_the_right_password(client, al
     assert client.post("/accounts/login/", {"username": "bob", "password": "correct-horse-battery"}).status_code == 302
 
 
+@pytest.mark.parametrize("variant", ["alice\t", " alice", "\uff41\uff4c\uff49\uff43\uff45", "ALICE", "Alice"])
+def test_spellings_of_one_name_share_its_log_in_limit(client, alice, limit, variant):
+    limit("login_failures_per_account", "5/900")
+    for _ in range(4):
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    client.post("/accounts/login/", {"username": variant, "password": "wrong"})  # the 5th, spelt otherwise
+
+    response = client.post("/accounts/login/", {"username": "alice", "password": "correct-horse-battery"})
+
+    assert response.status_code == 429 and "_auth_user_id" not in client.session
+
+
 def test_log_in_is_throttled_per_address_across_accounts(client, alice, limit):
     limit("login_failures_per_ip", "3/900")
     for name in ("x", "y", "z"):
