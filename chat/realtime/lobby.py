@@ -12,6 +12,7 @@ A room's new message, a new room, people coming and going, a room read in anothe
 within a second or two, from any process, with no event to miss.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
+from chat.protection import limits
 from chat.realtime import db, post_auth, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
@@ -28,7 +30,8 @@ from chat.realtime.registry import sockets
 logger = logging.getLogger(__name__)
 
 TICK = 1.0
-CLOSE_SIGNED_OUT = 4401  # as the room socket's: htmx does not retry it
+CLOSE_SIGNED_OUT = 4401  # as the room socket's: htmx does not retry these
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,34 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
         if not may_read_public(user):  # CHAT_PUBLIC_READ=0: visitors get no lobby frame
             await self.close(code=CLOSE_SIGNED_OUT)
             return
+        # A lobby tab counts toward the same open-socket caps as a room tab (per user and per address).
+        self.client_ip = limits.scope_ip(self.scope)
+        self.counted = await limits.socket_open(user=user, ip=self.client_ip)
+        if not self.counted:
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         sockets.add_lobby(self)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:  # a crash or a cancellation too, where Channels never calls disconnect()
-            sockets.remove_lobby(self)
+            await self.release()
 
     async def disconnect(self, code: int) -> None:
-        sockets.remove_lobby(self)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give back what this socket holds, once: its registry entry and its socket count."""
+        if getattr(self, "released", False):
+            return
+        self.released = True
+        if hasattr(self, "channel_name"):
+            sockets.remove_lobby(self)
+        if getattr(self, "counted", False):
+            await asyncio.shield(
+                asyncio.ensure_future(limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip))
+            )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket

@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.test import Client
@@ -18,7 +19,7 @@ from django.test import Client
 from chat.models import Message
 from chat.protection import limits
 from chat.realtime.consumers import CLOSE_TOO_MANY_SOCKETS
-from tests.support.in_process import frames_until, message_frame, receive_all
+from tests.support.in_process import frames_until, message_frame, receive_all, session_cookie
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -148,8 +149,6 @@ def test_sign_up_is_throttled_per_address(client, db, limit):
 
 async def assert_refused_socket(user: User | None = None, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """A socket over a cap: told why, then closed for good."""
-    from channels.testing import WebsocketCommunicator
-
     from project.asgi import application
     from tests.support.in_process import CSRF_COOKIE, session_cookie
 
@@ -175,6 +174,28 @@ async def test_open_sockets_are_capped_per_user(connect, alice, bob, limit):
     fresh = await connect("general", alice)  # a closed socket frees its place
     await fresh.send_to(text_data=message_frame("fits again"))
     assert any("fits again" in frame for frame in await frames_until(fresh, "fits again"))
+
+
+async def test_lobby_sockets_count_toward_the_same_caps(connect, alice, limit):
+    """3,000 lobby tabs of one user cost memory and CPU like room tabs: they share the per-user cap."""
+    from project.asgi import application
+
+    limit("sockets_per_user", "2")
+    await connect("general", alice)
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", await database_sync_to_async(session_cookie)(alice)),
+    ]
+    lobby = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
+    assert (await lobby.connect())[0]
+    second = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
+    assert (await second.connect())[0]
+
+    assert await second.receive_output(timeout=2) == {"type": "websocket.close", "code": 4429}
+    await assert_refused_socket(alice)
+    await lobby.disconnect()
+    await connect("general", alice)  # the closed lobby tab freed its place
 
 
 async def test_open_sockets_are_capped_per_address(connect, settings, limit):
