@@ -4,7 +4,7 @@ The socket protocol (what the browser sends, what it gets back) is documented in
 docs/protocol.md; each public function here renders one of the frames it lists.
 
 A message is rendered once per process and time zone, never once per recipient:
-rendered items are kept in a small LRU keyed by (message, seq, time, zone), which every
+rendered items are kept in a small LRU keyed by (message, seq, time, zone, author's name), which every
 socket of the process shares, for live messages and catch-up alike.
 """
 
@@ -69,10 +69,15 @@ def timeline_items(entries: Iterable[days.Entry], *, room_name: str, zone_name: 
                 mark_safe(render_in(zone_name, "chat/_day.html", {"day": entry.day, "message": entry.message}))
             )
         message = entry.message
-        key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name)
+        key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name, author_name(message))
         context = {"message": message, "room_name": room_name}
         items.append(rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
     return items
+
+
+def author_name(message: Message) -> str:
+    """Part of every rendered message's key: a renamed author's messages render anew (the seq stays)."""
+    return message.author.get_username()
 
 
 def message_from_event(event: dict[str, Any]) -> Message:
@@ -113,7 +118,7 @@ def message_appended(*, event: dict[str, Any], zone_name: str) -> str:
             room_name=room_name, replaced=[], appended=entries, cursor=message.seq, zone_name=zone_name
         )
 
-    return rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name), render)
+    return rendered.get(("appended", event["id"], event["seq"], event["created"], zone_name, event["author"]), render)
 
 
 def changes_applied(
@@ -131,7 +136,7 @@ def changes_applied(
 
 def item_oob(message: Message, *, room_name: str, zone_name: str) -> SafeString:
     """A message as it is now, to replace the copy a page shows (by its id; a page without it ignores it)."""
-    key = ("oob", message.pk, message.seq, message.created.isoformat(), zone_name)
+    key = ("oob", message.pk, message.seq, message.created.isoformat(), zone_name, author_name(message))
     context = {"message": message, "room_name": room_name, "oob": True}
     return rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
 

@@ -62,3 +62,16 @@ def test_a_page_far_behind_gets_the_newest_that_fit_one_frame(alice, settings):
     newest = list(Message.objects.filter(room=room).order_by("-pk").values_list("pk", flat=True))
     shown = shown_ids(result.frames)
     assert shown and shown == [str(pk) for pk in reversed(newest[: len(shown)])]  # the newest, in order
+
+
+def test_a_catch_up_after_a_rename_shows_the_new_name(alice, bob):
+    room = Room.objects.create(name="renames")
+    post_message(room, alice, "hello")
+    post_message(room, bob, "hi alice")
+    assert ">alice<" in "".join(catch_up.catch_up(room_name=room.name, cursor=0, zone_name="UTC").frames)
+
+    alice.username = "alicia"
+    alice.save()
+
+    frames = "".join(catch_up.catch_up(room_name=room.name, cursor=0, zone_name="UTC").frames)
+    assert ">alicia<" in frames and ">alice<" not in frames
