@@ -320,10 +320,13 @@ def message_for_delete(*, room: Room, message_id: int, actor: AbstractBaseUser) 
     return message
 
 
-def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, data: Mapping[str, Any]) -> Change | None:
+def message_edit(
+    *, room: Room, message_id: int, editor: AbstractBaseUser, data: Mapping[str, Any], ip: str | None = None
+) -> Change | None:
     """Replace the text of the editor's own message. None: the text is unchanged (a resend), nothing to do.
 
-    Raises MessageGone, PermissionDenied, or ValidationError (same limits as a new message).
+    Raises MessageGone, PermissionDenied, or ValidationError (same limits as a new message: the text's, and
+    limits.RateLimited beyond the posts per user and per address, which edits and deletes share).
     """
     message = message_for_edit(room=room, message_id=message_id, editor=editor)
     form = MessageBodyForm(data)
@@ -332,12 +335,16 @@ def message_edit(*, room: Room, message_id: int, editor: AbstractBaseUser, data:
     body = form.cleaned_data["message"]
     if body == message.body:
         return None
+    # Each change takes a seq and goes to every reader: edits count as posts do.
+    limits.post_allowed(user=editor, ip=ip)
     return change_save(room=room, message=message, kind="edit", body=body, edited=timezone.now())
 
 
-def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser) -> Change:
-    """Delete a message: its author, or staff for anyone's. Raises MessageGone or PermissionDenied."""
+def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser, ip: str | None = None) -> Change:
+    """Delete a message: its author, or staff for anyone's. Raises MessageGone, PermissionDenied or
+    limits.RateLimited (deletes share the posts' limits)."""
     message = message_for_delete(room=room, message_id=message_id, actor=actor)
+    limits.post_allowed(user=actor, ip=ip)
     return change_save(room=room, message=message, kind="delete", body="", deleted=timezone.now())
 
 

@@ -208,11 +208,15 @@ def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRespo
         message = services.message_for_edit(room=room, message_id=pk, editor=request.user)
         errors: list[str] = []
         body = message.body
+        status = 200
         if request.method == "POST":
             try:
-                change = services.message_edit(room=room, message_id=pk, editor=request.user, data=request.POST)
+                change = services.message_edit(
+                    room=room, message_id=pk, editor=request.user, data=request.POST, ip=limits.request_ip(request)
+                )
             except ValidationError as error:
                 errors, body = error.messages, request.POST.get("message", "")
+                status = 429 if isinstance(error, limits.RateLimited) else 400
             else:
                 if change:
                     services.changes_broadcast_on_commit(changes=[change])
@@ -227,7 +231,7 @@ def message_edit(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRespo
     context = {"room": room, "message": message, "room_name": room.name, "errors": errors, "body": body}
     if request.htmx:
         return render(request, "chat/_message_edit.html", context)
-    return render(request, "chat/message_edit.html", context, status=400 if errors else 200)
+    return render(request, "chat/message_edit.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -238,7 +242,9 @@ def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRes
     try:
         message = services.message_for_delete(room=room, message_id=pk, actor=request.user)
         if request.method == "POST":
-            change = services.message_delete(room=room, message_id=pk, actor=request.user)
+            change = services.message_delete(
+                room=room, message_id=pk, actor=request.user, ip=limits.request_ip(request)
+            )
             services.changes_broadcast_on_commit(changes=[change])
             if request.htmx:
                 return message_item(request, room, pk)
@@ -249,7 +255,7 @@ def message_delete(request: HtmxHttpRequest, room_name: str, pk: int) -> HttpRes
     except PermissionDenied as denied:
         return refused(request, room, pk, str(denied), 403)
     except ValidationError as error:
-        return refused(request, room, pk, error.messages[0], 503)
+        return refused(request, room, pk, error.messages[0], 429 if isinstance(error, limits.RateLimited) else 503)
     return render(request, "chat/message_delete.html", {"room": room, "message": message, "room_name": room.name})
 
 

@@ -377,3 +377,23 @@ async def test_a_removed_users_messages_disappear_live_for_everyone(connect, roo
     [frame] = await receive_all(reader)
     assert f'id="message-{spam.pk}"' in frame and "This message was deleted." in frame
     assert "spam spam" not in frame
+
+
+def test_edits_and_deletes_share_the_posts_limits(client, room, alice, settings):
+    """200 edits in 3 s made 200 frames for every reader: a change counts as a post does."""
+    messages = [post_message(room, alice, f"draft {n}") for n in range(3)]
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "posts_per_user": "4/3600"}
+    client.force_login(alice)
+    edit = f"/chat/{room.name}/messages/{messages[0].pk}/edit/"
+
+    for n in range(3):
+        assert client.post(edit, {"message": f"take {n}"}).status_code == 302
+    assert client.post(f"/chat/{room.name}/messages/{messages[1].pk}/delete/").status_code == 302
+    too_fast = client.post(edit, {"message": "take 4"})
+    refused_delete = client.post(f"/chat/{room.name}/messages/{messages[2].pk}/delete/")
+
+    assert too_fast.status_code == 429 and "You are posting too fast" in too_fast.text
+    assert refused_delete.status_code == 429
+    messages[0].refresh_from_db()
+    messages[2].refresh_from_db()
+    assert messages[0].body == "take 2" and messages[2].deleted is None
