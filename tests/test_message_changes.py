@@ -261,6 +261,19 @@ def test_the_readers_stylesheet_shows_only_their_controls(client, alice, staff):
     assert "li.message .actions .staff" in client.get("/accounts/me.css").text
 
 
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_another_sites_page_linking_the_readers_stylesheet_learns_nothing(client, staff, site):
+    """A sibling subdomain's page (SameSite=Lax cookies reach it) read the reader's id and staff flag."""
+    client.force_login(staff)
+    linked = client.get("/accounts/me.css", headers={"Sec-Fetch-Site": site})
+    own = client.get("/accounts/me.css", headers={"Sec-Fetch-Site": "same-origin"})
+
+    assert linked.status_code == 200 and linked["Content-Type"].startswith("text/css")
+    assert f"by-{staff.pk}" not in linked.text and ".staff" not in linked.text and staff.username not in linked.text
+    assert f"by-{staff.pk}" in own.text and ".staff" in own.text
+    assert "Sec-Fetch-Site" in linked["Vary"]
+
+
 def test_staff_remove_a_user_from_the_room_with_a_plain_form(client, room, bob, staff):
     post_message(room, bob, "buy pills")
     client.force_login(staff)

@@ -9,6 +9,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UsernameField
+from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -153,8 +154,15 @@ def safe_next(request: HttpRequest) -> str:
 @require_GET
 def viewer_css(request: HttpRequest) -> HttpResponse:
     """The signed-in reader's own stylesheet: it shows the controls they may use on the messages (which are
-    rendered once for everyone): Edit and Delete on their own, Delete and Remove user on all for staff."""
-    response = render(request, "accounts/viewer.css", {"viewer": request.user}, content_type="text/css")
+    rendered once for everyone): Edit and Delete on their own, Delete and Remove user on all for staff.
+
+    It says who the reader is, so only this site's own pages get it: a page of another origin (a sibling
+    subdomain too: SameSite=Lax cookies reach it) that links it gets an empty stylesheet. Browsers say who
+    asks in Sec-Fetch-Site; a request without it (not a browser's subresource) is not cross-site.
+    """
+    own_page = request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+    viewer = request.user if own_page else AnonymousUser()
+    response = render(request, "accounts/viewer.css", {"viewer": viewer}, content_type="text/css")
     response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ["Cookie"])
+    patch_vary_headers(response, ["Cookie", "Sec-Fetch-Site"])
     return response
