@@ -76,7 +76,9 @@ class Membership(models.Model):
 
 class Message(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    # A user with messages is removed by deactivation (services.user_deactivate), never deleted: deleting
+    # would take their messages out of every room's stream behind the pages' backs.
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="messages")
     body = models.TextField(max_length=MESSAGE_BODY_MAX_LENGTH)
     created = models.DateTimeField(auto_now_add=True)
     # The room's changes are numbered 1, 2, 3… in commit order: a post, an edit and a delete each
