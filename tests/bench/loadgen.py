@@ -383,6 +383,7 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
 
         await asyncio.sleep(spec.settle)
         idle = sample_servers()
+        other_frames_idle = tally.other_frames
         result["rss_before_kib"], result["rss_idle_kib"] = before["rss_kib"], idle["rss_kib"]
         result["kib_per_connection"] = (
             round((idle["rss_kib"] - before["rss_kib"]) / len(receivers), 1) if receivers else None
@@ -423,6 +424,8 @@ async def run_load(spec: LoadSpec, sample_servers: Callable[[], dict[str, float]
         result["duplicates"] = tally.duplicates
         result["frame_chars_avg"] = round(tally.delivery_chars / tally.deliveries) if tally.deliveries else None
         result["other_frames"] = tally.other_frames
+        # Frames that carried no message while sending (presence, status): server CPU the deliveries share.
+        result["other_frames_sending"] = tally.other_frames - other_frames_idle
         result["latency_ms"] = percentiles(tally.latencies, (50, 95, 99, 100), 1000)
         span = tally.last_delivery - first_send
         result["deliveries_per_s"] = round(tally.deliveries / span, 1) if tally.deliveries and span > 0 else 0.0
