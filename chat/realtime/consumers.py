@@ -35,6 +35,10 @@ MAX_FRAME_CHARS = 16 * 1024
 # Beyond that the sender is told to slow down.
 FRAME_BURST, FRAME_RATE = settings.CHAT_SOCKET_BURST, settings.CHAT_SOCKET_RATE
 TOO_FAST = "You are sending messages too fast. Wait a moment, then send again."
+# Typing markers: the page sends at most one per 2 s while its user types (hx-trigger throttle:2s), and
+# one per new message; a marker is a few hundred characters of htmx's headers.
+TYPING_BURST, TYPING_RATE = 4, 1.0
+TYPING_FRAME_CHARS = 1024
 UNREADABLE = "The message could not be read."
 TOO_MANY_SOCKETS = "Too many open chat pages: close some, then reload this one."
 
@@ -138,6 +142,14 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Typing markers (small, frequent) have an allowance of their own: a person typing quickly must not
+        # spend the posts' allowance on them. Over it they are dropped without a word.
+        if text_data is not None and len(text_data) <= TYPING_FRAME_CHARS and typing_notices.MARKER in text_data:
+            data, problem = parse_frame(text_data)
+            if not problem and typing_notices.is_notice(data):
+                if self.typing_throttle().take():
+                    await typing_notices.typists.notice(self)
+                return
         # The flood guard comes first: a frame over the limit is not even parsed.
         data, problem = parse_frame(text_data) if self.throttle.take() else ({}, TOO_FAST)
         if problem:
@@ -177,6 +189,12 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             # The layer is down: the sender still sees the message (by the same rules as a
             # broadcast, so a late copy from the layer is skipped); others catch up later.
             await self.chat_message(services.message_event(posted=posted))
+
+    def typing_throttle(self) -> TokenBucket:
+        """Made with the socket's first typing marker (a reader who never types holds none)."""
+        if getattr(self, "typing_bucket", None) is None:
+            self.typing_bucket = TokenBucket(burst=TYPING_BURST, rate=TYPING_RATE)
+        return self.typing_bucket
 
     def save_sync(self, draft: services.Draft) -> services.Posted:
         user = post_auth.current_user(self.scope)  # the session still holds (else SignedOut)

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from chat.models import Message
 from chat.realtime import typing_notices
-from tests.support.in_process import message_frame
+from tests.support.in_process import frames_until, message_frame
 
 TYPING = json.dumps({"HEADERS": {"HX-Request": "true", "HX-Trigger": "compose-message", "Chat-Typing": "1"}})
 
@@ -124,3 +124,34 @@ async def test_notices_are_never_stored(connect, alice, bob):
 
     assert await database_sync_to_async(Message.objects.count)() == 0
     assert typing_notices.is_notice(json.loads(TYPING))
+
+
+async def test_typing_markers_never_spend_the_allowance_of_posts(connect, alice):
+    """A quick typist's page sends a marker with (nearly) every message: seven messages in a row (with the page's
+    sync frame, the whole burst allowance), each after its markers, all go through; it is for floods."""
+    ada = await connect("general", alice)
+    for n in range(7):
+        for _ in range(3):
+            await ada.send_to(text_data=TYPING)
+        await ada.send_to(text_data=message_frame(f"burst{n}"))
+
+    frames = await frames_until(ada, "burst6", seconds=5)
+
+    assert not any("too fast" in frame for frame in frames)
+    assert await database_sync_to_async(lambda: list(Message.objects.values_list("body", flat=True)))() == [
+        f"burst{n}" for n in range(7)
+    ]
+
+
+async def test_a_flood_of_typing_markers_is_dropped_quietly_and_still_relayed_at_most_every_two_seconds(
+    connect, alice, bob
+):
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    for _ in range(200):
+        await ada.send_to(text_data=TYPING)
+
+    assert await typing_frames(bobs, 1.0, until="alice is typing…") == ["alice is typing…"]
+    assert await ada.receive_nothing(timeout=0.3)  # no error frames for the typist
+    await ada.send_to(text_data=message_frame("still here"))
+    assert any("still here" in frame for frame in await frames_until(ada, "still here"))
