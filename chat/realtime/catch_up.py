@@ -27,6 +27,11 @@ from chat.realtime.registry import Entry, sockets
 MAX_CATCH_UP = 200
 # A page that missed more changes than this (a mass deletion, say) is asked to reload.
 MAX_CHANGES = 1000
+# Edits and deletes of messages a page may already show are replaced, not skipped: beyond this many, or
+# this much text (estimated before anything is rendered), the page is asked to reload instead, so one
+# 17-byte sync frame can never make the server build megabytes of frames.
+MAX_REPLACED = 200
+MAX_REPLACED_BYTES = 2 * 1024 * 1024
 # Messages per frame, and bytes of HTML per frame, so no single frame grows with how far behind a page is
 # or with what the messages hold (daphne refuses a frame over 1 MiB; an escaped 2,000-character text of
 # quotes is about 12 KiB).
@@ -140,6 +145,8 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
     zone = fragments.zone(zone_name)
     new = sorted((change for change in changes if change.posted_seq > cursor), key=lambda message: message.pk)
     changed = [change for change in changes if change.posted_seq <= cursor]
+    if len(changed) > MAX_REPLACED or sum(replaced_bytes(m) for m in changed) > MAX_REPLACED_BYTES:
+        return CatchUp(frames=[fragments.too_much_changed(room_name=room_name, cursor=newest)], seq=newest)
     replaced_chunks = chunks(
         changed, size=lambda m: len(fragments.item_oob(m, room_name=room_name, zone_name=zone_name))
     )
@@ -224,3 +231,9 @@ def newest_that_fit(messages: list[Any], *, size: Callable[[Any], int]) -> list[
         kept.append(message)
         used += cost
     return kept[::-1]
+
+
+def replaced_bytes(message: Any) -> int:
+    """An upper estimate of a replaced message's item, before rendering it: every character escaped (6 bytes
+    for a quote), plus the markup."""
+    return 6 * len(message.body) + 2048

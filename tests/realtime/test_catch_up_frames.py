@@ -75,3 +75,27 @@ def test_a_catch_up_after_a_rename_shows_the_new_name(alice, bob):
 
     frames = "".join(catch_up.catch_up(room_name=room.name, cursor=0, zone_name="UTC").frames)
     assert ">alicia<" in frames and ">alice<" not in frames
+
+
+def test_more_edits_than_a_catch_up_carries_ask_the_page_to_reload(alice):
+    """One sync frame must not make the server build megabytes of frames: past MAX_REPLACED edits of messages
+    the page may show, or their text's worth, it gets the reload note instead."""
+    room = Room.objects.create(name="edits")
+    messages = [post_message(room, alice, f"short {n}") for n in range(catch_up.MAX_REPLACED + 1)]
+    for message in messages:
+        services.message_edit(room=room, message_id=message.pk, editor=alice, data={"message": "changed"})
+
+    result = catch_up.catch_up(room_name=room.name, cursor=len(messages), zone_name="UTC")
+
+    [frame] = result.frames
+    assert shown_ids(result.frames) == [] and "reload" in frame.lower()
+    assert result.seq == 2 * len(messages)
+
+
+def test_fewer_edits_with_a_lot_of_text_ask_the_page_to_reload_too(alice):
+    room = Room.objects.create(name="quotes")
+    edited_to_quotes(room, alice, 160)  # 160 x 2,000 quotes: about 2 MiB of escaped text
+
+    [frame] = catch_up.catch_up(room_name=room.name, cursor=160, zone_name="UTC").frames
+
+    assert shown_ids([frame]) == [] and "reload" in frame.lower()
