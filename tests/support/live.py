@@ -226,7 +226,30 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_server_factory(tmp_path_factory, collected_static) -> Iterator[Callable[..., DaphneServer]]:
+def migrated_database(tmp_path_factory: pytest.TempPathFactory, collected_static: Path) -> Path:
+    """One migrated SQLite database a run, which each new server's database starts as a copy of (a `migrate`
+    is a Django start-up plus every migration). Under pytest-xdist the first worker makes it while the
+    others wait on a lock."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
+    template = shared / "migrated.sqlite3"
+    with (shared / "migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "migrate.done"
+        if not done.exists():
+            manage(
+                server_env(template, TESTS_STATIC_ROOT=str(collected_static)),
+                "migrate",
+                "--noinput",
+                "--verbosity",
+                "0",
+            )
+            done.touch()
+    return template
+
+
+@pytest.fixture(scope="session")
+def live_server_factory(tmp_path_factory, collected_static, migrated_database) -> Iterator[Callable[..., DaphneServer]]:
     """Start migrated daphne servers; every one is stopped at the end of the session.
 
     `live_server_factory()` gets a new database; `live_server_factory(DATABASE_URL=other.env["DATABASE_URL"],
@@ -237,8 +260,12 @@ def live_server_factory(tmp_path_factory, collected_static) -> Iterator[Callable
 
     def start(**overrides: str) -> DaphneServer:
         directory = tmp_path_factory.mktemp("daphne")
-        env = server_env(directory / "db.sqlite3", TESTS_STATIC_ROOT=str(collected_static), **overrides)
-        manage(env, "migrate", "--noinput", "--verbosity", "0")
+        database = directory / "db.sqlite3"
+        env = server_env(database, TESTS_STATIC_ROOT=str(collected_static), **overrides)
+        if env["DATABASE_URL"] == f"sqlite:///{database}":
+            shutil.copyfile(migrated_database, database)  # a new database: the run's migrated one
+        else:
+            manage(env, "migrate", "--noinput", "--verbosity", "0")  # another server's, or another backend
         server = DaphneServer(free_port(), env, log_path=directory / "daphne.log")
         servers.append(server)
         return server.start()
