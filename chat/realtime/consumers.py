@@ -49,7 +49,12 @@ CLOSE_SIGNED_OUT = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
 
 
-class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledDatabaseWebsocketConsumer):
+class ChatConsumer(
+    presence.PresenceEvents,
+    typing_notices.TypingEvents,
+    session_notices.SessionEvents,
+    PooledDatabaseWebsocketConsumer,
+):
     room: Room | None
 
     async def connect(self) -> None:
@@ -236,16 +241,6 @@ class ChatConsumer(presence.PresenceEvents, typing_notices.TypingEvents, PooledD
             return
         self.seq = seq
         await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
-
-    async def session_ended(self, event: dict[str, Any]) -> None:
-        """A logout: close if it was this socket's session."""
-        if event["session"] == session_notices.session_digest(post_auth.scope_session_key(self.scope)):
-            await self.sign_out()
-
-    async def session_check(self, event: dict[str, Any]) -> None:
-        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
-        if await db.reads(post_auth.session_user)(self.scope) is None:
-            await self.sign_out()
 
     async def sign_out(self) -> None:
         """Show the page it is signed out, then close with a code htmx does not retry."""

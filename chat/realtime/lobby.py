@@ -23,7 +23,7 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, post_auth, presence_store, session_notices, unread
+from chat.realtime import db, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -77,7 +77,7 @@ def page_entries(*, user: AbstractBaseUser) -> tuple[Entry, ...]:
     return entries(rooms, presence_store.counts_now([r.name for r in rooms]), new, user_id)
 
 
-class LobbyConsumer(PooledDatabaseWebsocketConsumer):
+class LobbyConsumer(session_notices.SessionEvents, PooledDatabaseWebsocketConsumer):
     """One per lobby tab: it only listens. The process's lobby task sends it the list when it changes."""
 
     async def connect(self) -> None:
@@ -122,16 +122,6 @@ class LobbyConsumer(PooledDatabaseWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket
-
-    async def session_ended(self, event: dict[str, Any]) -> None:
-        """A logout: if it was this socket's session, its lists (private rooms among them) go."""
-        if event["session"] == session_notices.session_digest(post_auth.scope_session_key(self.scope)):
-            await self.sign_out()
-
-    async def session_check(self, event: dict[str, Any]) -> None:
-        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
-        if await db.reads(post_auth.session_user)(self.scope) is None:
-            await self.sign_out()
 
     async def sign_out(self) -> None:
         sockets.remove_lobby(self)  # no list is sent to it any more

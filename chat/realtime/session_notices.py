@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from chat.realtime import db, post_auth
 from chat.realtime.loops import PerLoop
 from chat.realtime.registry import Entry, sockets
 
@@ -136,6 +137,26 @@ _listeners = PerLoop(Listener)
 def listener() -> Listener:
     """The running event loop's listener."""
     return _listeners.get()
+
+
+class SessionEvents:
+    """The handlers of a room or lobby consumer for the notices this listener passes on; the consumer says
+    what signing out shows (`sign_out`)."""
+
+    scope: dict[str, Any]
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """A logout: close if it was this socket's session."""
+        if event["session"] == session_digest(post_auth.scope_session_key(self.scope)):
+            await self.sign_out()
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The user changed (deactivated, new password, ...): close if this session no longer holds."""
+        if await db.reads(post_auth.session_user)(self.scope) is None:
+            await self.sign_out()
+
+    async def sign_out(self) -> None:
+        raise NotImplementedError
 
 
 class Follower:
