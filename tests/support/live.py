@@ -207,45 +207,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="session")
-def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Hashed static files for WhiteNoise's manifest storage, collected once a run into the run's temp
-    directory (the servers' STATIC_ROOT). Under pytest-xdist the first worker collects them while the
-    others wait on a lock there."""
+def once_a_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """`make(path)` once for the whole run, in the run's temp directory: under pytest-xdist the first worker
+    does it while the others wait on a lock there. Returns the path."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
-    static_root = shared / "static"
-    with (shared / "collectstatic.lock").open("w") as lock:
+    path = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "collectstatic.done"
+        done = shared / f"{name}.done"
         if not done.exists():
-            env = server_env(Path("/nonexistent/db.sqlite3"), TESTS_STATIC_ROOT=str(static_root))
-            manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+            make(path)
             done.touch()
-    return static_root
+    return path
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hashed static files for WhiteNoise's manifest storage, collected once a run (the servers' STATIC_ROOT)."""
+
+    def collect(static_root: Path) -> None:
+        env = server_env(Path("/nonexistent/db.sqlite3"), TESTS_STATIC_ROOT=str(static_root))
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+
+    return once_a_run(tmp_path_factory, "static", collect)
 
 
 @pytest.fixture(scope="session")
 def migrated_database(tmp_path_factory: pytest.TempPathFactory, collected_static: Path) -> Path:
     """One migrated SQLite database a run, which each new server's database starts as a copy of (a `migrate`
-    is a Django start-up plus every migration). Under pytest-xdist the first worker makes it while the
-    others wait on a lock."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not an earlier run's
-    template = shared / "migrated.sqlite3"
-    with (shared / "migrate.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "migrate.done"
-        if not done.exists():
-            manage(
-                server_env(template, TESTS_STATIC_ROOT=str(collected_static)),
-                "migrate",
-                "--noinput",
-                "--verbosity",
-                "0",
-            )
-            done.touch()
-    return template
+    is a Django start-up plus every migration)."""
+
+    def migrate(template: Path) -> None:
+        manage(
+            server_env(template, TESTS_STATIC_ROOT=str(collected_static)), "migrate", "--noinput", "--verbosity", "0"
+        )
+
+    return once_a_run(tmp_path_factory, "migrated.sqlite3", migrate)
 
 
 @pytest.fixture(scope="session")
