@@ -4,6 +4,8 @@ editing and deleting messages, removing a user.
 Every action is a plain form, so all of it works without JavaScript.
 """
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -360,17 +362,26 @@ def member_target(username: str) -> Any:
     return target
 
 
+def member_refused(request: HtmxHttpRequest, room: Room, change: Callable[[], Any]) -> HttpResponse | None:
+    """Make a change to the members; if it is refused, the members section (or page) with the reason."""
+    try:
+        change()
+    except PermissionDenied as denied:
+        return members_answer(request, room, MemberForm(), error=str(denied), status=403)
+    except ValidationError as error:
+        return members_answer(request, room, MemberForm(), error=error.messages[0], status=400)
+    return None
+
+
 @require_http_methods(["POST"])
 def member_remove(request: HtmxHttpRequest, room_name: str, username: str) -> HttpResponse:
     """An owner removes a member, or a member leaves (their own name)."""
     room = closed_room_or_404(request, room_name)
     target = member_target(username)
-    try:
-        services.member_remove(room=room, by=request.user, user=target)
-    except PermissionDenied as denied:
-        return members_answer(request, room, MemberForm(), error=str(denied), status=403)
-    except ValidationError as error:
-        return members_answer(request, room, MemberForm(), error=error.messages[0], status=400)
+    if refused := member_refused(
+        request, room, partial(services.member_remove, room=room, by=request.user, user=target)
+    ):
+        return refused
     if target.pk == request.user.pk:
         messages.success(request, f"You left {room.name}.")
         response = redirect("chat:lobby")
@@ -388,12 +399,10 @@ def member_owner(request: HtmxHttpRequest, room_name: str, username: str) -> Htt
     """An owner makes a member an owner too."""
     room = closed_room_or_404(request, room_name)
     target = member_target(username)
-    try:
-        services.member_make_owner(room=room, by=request.user, user=target)
-    except PermissionDenied as denied:
-        return members_answer(request, room, MemberForm(), error=str(denied), status=403)
-    except ValidationError as error:
-        return members_answer(request, room, MemberForm(), error=error.messages[0], status=400)
+    if refused := member_refused(
+        request, room, partial(services.member_make_owner, room=room, by=request.user, user=target)
+    ):
+        return refused
     if request.htmx:
         return members_answer(request, room, MemberForm())
     messages.success(request, f"{target.get_username()} is an owner now.")
