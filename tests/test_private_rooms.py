@@ -16,7 +16,7 @@ from django.test import Client
 
 from chat import selectors, services
 from chat.models import Membership, Message, Room
-from tests.support.in_process import CSRF_COOKIE, message_frame, post_message, receive_all, session_cookie
+from tests.support.in_process import message_frame, open_socket, post_message, receive_all
 
 MEMBERS = {"owner", "member"}
 ROLES = ["owner", "member", "former", "other", "staff", "anonymous"]
@@ -101,16 +101,8 @@ def test_the_lobby_lists_a_private_room_to_its_members_only_not_even_its_name(ca
     assert (HIDDEN in page) == (role in MEMBERS)
 
 
-async def open_socket(room_name: str, user: User | None) -> WebsocketCommunicator:
-    from project.asgi import application
-
-    cookies = [CSRF_COOKIE]
-    if user is not None:
-        cookies.append(await database_sync_to_async(session_cookie)(user))
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", b"; ".join(cookies))]
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
-    assert (await communicator.connect())[0]
-    return communicator
+async def room_socket(room_name: str, user: User | None) -> WebsocketCommunicator:
+    return await open_socket(f"/ws/chat/{room_name}/", user)
 
 
 async def frames_until_close(socket: WebsocketCommunicator) -> tuple[list[str], int]:
@@ -133,7 +125,7 @@ def private_room_async(transactional_db, cast) -> Room:
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_a_non_members_socket_closes_with_4404_before_any_frame_of_the_room(cast, private_room_async, role):
-    socket = await open_socket(private_room_async.name, cast[role])
+    socket = await room_socket(private_room_async.name, cast[role])
     try:
         if role in MEMBERS:
             assert 'id="connection-status"' in await socket.receive_from()
@@ -146,8 +138,8 @@ async def test_a_non_members_socket_closes_with_4404_before_any_frame_of_the_roo
 
 
 async def test_a_removed_members_socket_closes_at_once_and_gets_nothing_after(cast, private_room_async):
-    member = await open_socket(private_room_async.name, cast["member"])
-    owner = await open_socket(private_room_async.name, cast["owner"])
+    member = await room_socket(private_room_async.name, cast["member"])
+    owner = await room_socket(private_room_async.name, cast["owner"])
     for socket in (member, owner):
         await socket.receive_from()
         await socket.send_to(text_data=json.dumps({"after": str(private_room_async.last_seq + 1)}))
@@ -166,7 +158,7 @@ async def test_a_removed_members_socket_closes_at_once_and_gets_nothing_after(ca
 async def test_a_member_removed_between_posts_cannot_post_on_an_open_socket(cast, private_room_async, monkeypatch):
     # Even without the notice (a layer that lost it), the post's own check refuses it.
     monkeypatch.setattr(services, "room_access_changed_on_commit", lambda **kwargs: None)
-    member = await open_socket(private_room_async.name, cast["member"])
+    member = await room_socket(private_room_async.name, cast["member"])
     await member.receive_from()
     await database_sync_to_async(services.member_remove)(room=private_room_async, by=cast["owner"], user=cast["member"])
     count = await database_sync_to_async(Message.objects.count)()
@@ -296,13 +288,7 @@ def test_a_public_room_cannot_take_a_direct_messages_name(cast):
 
 async def lobby_frame(user: User | None) -> str:
     """The first list a lobby socket of this reader gets (the whole list: what its page should show)."""
-    from project.asgi import application
-
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
-    socket = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
-    assert (await socket.connect())[0]
+    socket = await open_socket("/ws/lobby/", user)
     try:
         return await socket.receive_from(timeout=3)
     finally:

@@ -19,7 +19,7 @@ from django.test import Client
 from chat.models import Message
 from chat.protection import limits
 from chat.realtime.consumers import CLOSE_TOO_MANY_SOCKETS
-from tests.support.in_process import frames_until, message_frame, receive_all, session_cookie
+from tests.support.in_process import frames_until, message_frame, open_socket, receive_all
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -178,19 +178,10 @@ async def test_open_sockets_are_capped_per_user(connect, alice, bob, limit):
 
 async def test_lobby_sockets_count_toward_the_same_caps(connect, alice, limit):
     """3,000 lobby tabs of one user cost memory and CPU like room tabs: they share the per-user cap."""
-    from project.asgi import application
-
     limit("sockets_per_user", "2")
     await connect("general", alice)
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", await database_sync_to_async(session_cookie)(alice)),
-    ]
-    lobby = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
-    assert (await lobby.connect())[0]
-    second = WebsocketCommunicator(application, "/ws/lobby/", headers=headers)
-    assert (await second.connect())[0]
+    lobby = await open_socket("/ws/lobby/", alice)
+    second = await open_socket("/ws/lobby/", alice)
 
     assert await second.receive_output(timeout=2) == {"type": "websocket.close", "code": 4429}
     await assert_refused_socket(alice)

@@ -5,13 +5,12 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chat.realtime import catch_up, presence, session_notices
 from chat.realtime.registry import Registry, sockets
 from chat.realtime.scheduler import Scheduler, scheduler
-from tests.support.in_process import CSRF_COOKIE, session_cookie, sync_frame
+from tests.support.in_process import open_socket, sync_frame
 
 
 class Recorder:
@@ -144,12 +143,7 @@ def test_every_periodic_concern_is_one_job_of_the_processs_scheduler(name):
 
 async def open_page(room_name: str, user) -> WebsocketCommunicator:
     """A room socket the test ends itself (the connect fixture would close it again afterwards)."""
-    from project.asgi import application
-
-    cookie = b"; ".join([CSRF_COOKIE, await database_sync_to_async(session_cookie)(user)])
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
-    page = WebsocketCommunicator(application, f"/ws/chat/{room_name}/", headers=headers)
-    assert (await page.connect())[0]
+    page = await open_socket(f"/ws/chat/{room_name}/", user)
     assert 'id="connection-status"' in await page.receive_from()
     return page
 

@@ -77,3 +77,18 @@ async def frames_until(communicator: WebsocketCommunicator, needle: str, seconds
         if needle in frames[-1]:
             break
     return frames
+
+
+async def open_socket(path: str, user: User | None = None) -> WebsocketCommunicator:
+    """A socket on the real ASGI app (origin check, auth, routing) at `path` ("/ws/chat/<room>/", "/ws/lobby/"),
+    as a page of `user` opens it (a new login session of theirs; None: anonymous), with the csrftoken cookie.
+    The test closes it (unlike the `connect` fixture's, which are closed after the test)."""
+    from project.asgi import application
+
+    cookies = [CSRF_COOKIE]
+    if user is not None:
+        cookies.append(await database_sync_to_async(session_cookie)(user))
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", b"; ".join(cookies))]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    assert (await communicator.connect())[0]
+    return communicator
