@@ -30,16 +30,12 @@ class PublicRooms:
 public_rooms = PublicRooms()
 
 
-def _room_for_reader(name: str, user: Any) -> Room | None:
-    return selectors.room_for_reader(name=name, user=user)
-
-
 async def room_for_socket(name: str, *, user: Any, fresh: bool = False) -> Room | None:
     """The room if this socket's user may read it (an unsaved one for a public name nobody has posted in yet),
     else None. `fresh`: ask the database even for a name known to be public."""
     if not fresh and name in public_rooms.names:
         return Room(name=name)  # saved already; the consumer loads its row on its first post
-    room = await db.reads(_room_for_reader)(name, user)
+    room = await db.reads(selectors.room_for_reader)(name=name, user=user)
     if room is not None and room.pk is not None and room.is_public:
         public_rooms.add(name)
     return room
