@@ -56,6 +56,9 @@ async def test_an_idle_socket_gets_a_fresh_status_about_once_per_refresh_interva
 
 async def test_while_messages_flow_no_extra_status_frames_are_sent(connect, alice, bob, fast_ticks, monkeypatch):
     monkeypatch.setattr("chat.realtime.consumers.FRAME_BURST", 100)
+    # Messages flow when they come closer together than the idle refresh: each gap here is well under
+    # 2 s even on a loaded machine (at 0.5 s, a stalled worker's gap made a status frame due).
+    monkeypatch.setattr(liveness, "IDLE_REFRESH", 2.0)
     sender = await connect("busy", alice)
     reader = await connect("busy", bob)
 
