@@ -13,6 +13,7 @@ from chat.models import DEFAULT_TIME_ZONE, DIRECT_PREFIX, Membership, Message, P
 
 PAGE_LENGTH = 50
 HISTORY_LENGTH = PAGE_LENGTH
+AROUND_HALF = 25  # a link to a message opens this many either side of it
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,24 @@ def room_page(
         return Page(messages=rows[:limit], has_older=True, has_newer=len(rows) > limit)
     rows = list(messages.order_by("-id")[: limit + 1])
     return Page(messages=list(reversed(rows[:limit])), has_older=len(rows) > limit, has_newer=before is not None)
+
+
+def room_page_around(*, room: Room, pk: int, half: int = AROUND_HALF) -> Page | None:
+    """The page centred on message `pk` of the room: up to `half` messages either side of it, by keyset.
+    None if the room has no such message."""
+    if room.pk is None:
+        return None
+    messages = Message.objects.filter(room=room).select_related("author")
+    target = messages.filter(pk=pk).first()
+    if target is None:
+        return None
+    older = list(messages.filter(id__lt=pk).order_by("-id")[: half + 1])
+    newer = list(messages.filter(id__gt=pk).order_by("id")[: half + 1])
+    return Page(
+        messages=[*reversed(older[:half]), target, *newer[:half]],
+        has_older=len(older) > half,
+        has_newer=len(newer) > half,
+    )
 
 
 def room_history(*, room: Room | int, limit: int = HISTORY_LENGTH) -> list[Message]:

@@ -48,7 +48,8 @@ def lobby(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
     """The room: its newest page, live. `?before=<id>` / `?after=<id>`: a page of older history (not live);
-    the same with htmx: just the batch, for the scroller's older-history sentinel."""
+    the same with htmx: just the batch, for the scroller's older-history sentinel. `?around=<id>`: the page
+    centred on that message (a link to a message in its place: mentions, search)."""
     try:
         room_name_validator(room_name)
     except ValidationError as error:
@@ -63,7 +64,8 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
 
 def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
     before, after = message_id(request.GET.get("before")), message_id(request.GET.get("after"))
-    if room.pk is None and (before is not None or after is not None):
+    around = message_id(request.GET.get("around"))
+    if room.pk is None and (before is not None or after is not None or around is not None):
         raise Http404("There is no such room.")
     if request.method == "GET" and request.htmx and before is not None:
         return vary_on_htmx(older_batch(request, room, before=before, after=after))
@@ -84,8 +86,14 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
                 services.message_broadcast_on_commit(posted=posted)
             return redirect("chat:room", room_name=room.name)
         before = after = None
-    page = selectors.room_page(room=room, before=before, after=after)
-    historic = before is not None or after is not None
+    if around is not None and request.method == "GET":
+        page = selectors.room_page_around(room=room, pk=around)
+        if page is None:
+            raise Http404("There is no such message in this room.")
+    else:
+        around = None
+        page = selectors.room_page(room=room, before=before, after=after)
+    historic = before is not None or after is not None or around is not None
     context = {
         "room": room,
         "room_name": room.name,
@@ -93,6 +101,7 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
         "page": page,
         "entries": days.entries(page.messages),
         "historic": historic,
+        "current": around,  # the message a link pointed at: marked on its page
         # The newest page marks the room read; the divider goes above the first message new to the reader.
         "unread_from": None if historic else unread.page_opened(user=request.user, room=room, messages=page.messages),
         # The page's position in the room's stream: a reconnecting socket sends it back.

@@ -166,3 +166,40 @@ def test_more_than_50_lines_without_javascript_get_a_clear_error(client, alice):
     assert response.status_code == 400
     assert "at most 50 lines (this one has 60)" in response.text
     assert not Message.objects.exists()
+
+
+def test_a_link_to_a_message_opens_its_page_centred_on_it_and_marked(client, room, alice):
+    messages = make_messages(room, alice, 120)
+    target = messages[60]
+
+    page = client.get(f"/chat/{room.name}/", {"around": target.pk}).text
+
+    assert shown(page) == [m.pk for m in messages[35:86]]  # 25 either side
+    assert re.findall(r'<li id="message-(\d+)"[^>]* aria-current="true"', page) == [str(target.pk)]
+    assert link(page, "prev") == f"/chat/{room.name}/?before={messages[35].pk}"
+    assert link(page, "next") == f"/chat/{room.name}/?after={messages[85].pk}"
+    assert "ws-connect" not in page  # a page of history is not live
+
+
+def test_a_link_to_a_message_near_either_end_shows_what_there_is(client, room, alice):
+    messages = make_messages(room, alice, 30)
+
+    first = client.get(f"/chat/{room.name}/", {"around": messages[0].pk}).text
+    assert shown(first) == [m.pk for m in messages[:26]]
+    assert link(first, "prev") is None and "This is the start of" in first
+
+    last = client.get(f"/chat/{room.name}/", {"around": messages[-1].pk}).text
+    assert shown(last) == [m.pk for m in messages[4:]]
+    assert link(last, "next") is None
+
+
+def test_a_link_to_a_message_of_another_room_or_none_is_404(client, room, alice):
+    from chat import services
+
+    elsewhere = services.room_create(name="elsewhere", creator=alice, private=False)
+    other = post_message(elsewhere, alice, "not here")
+    post_message(room, alice, "here")
+
+    assert client.get(f"/chat/{room.name}/", {"around": other.pk}).status_code == 404
+    assert client.get(f"/chat/{room.name}/", {"around": other.pk + 1000}).status_code == 404
+    assert client.get("/chat/nobody-posted-here/", {"around": other.pk}).status_code == 404

@@ -55,6 +55,7 @@ def paths(room: Room) -> dict[str, str]:
         "room": f"/chat/{room.name}/",
         "older": f"/chat/{room.name}/?before={message.pk + 1}",
         "newer": f"/chat/{room.name}/?after=0",
+        "around": f"/chat/{room.name}/?around={message.pk}",
         "members": f"/chat/{room.name}/members/",
         "message": f"/chat/{room.name}/messages/{message.pk}/",
         "edit": f"/chat/{room.name}/messages/{message.pk}/edit/",
@@ -70,7 +71,8 @@ def test_every_page_of_a_private_room_is_404_to_non_members_as_if_it_did_not_exi
     statuses = {name: answer.status_code for name, answer in answers.items()}
 
     if role in MEMBERS:
-        assert statuses["room"] == statuses["older"] == statuses["newer"] == statuses["members"] == 200
+        assert statuses["room"] == statuses["older"] == statuses["newer"] == statuses["around"] == 200
+        assert statuses["members"] == 200
         assert HIDDEN in answers["room"].content.decode()
         assert statuses["message"] == 302
         # The owner wrote the message: only they may edit it; staff powers do not apply to a member either.
