@@ -177,6 +177,38 @@ def compose_errors(*, errors: list[str], restore: str | None = None) -> str:
     )
 
 
+def unsent(
+    *,
+    room_name: str,
+    token: str,
+    body: str,
+    reason: str,
+    replace: bool,
+    reset: bool,
+    dropped: list[str],
+    csrf_token: Any,
+) -> str:
+    """For the sender only: a post refused for speed, handed back beside an emptied input with a form
+    to send it again (`replace`: a "Send again" refused in turn takes its own place; `reset`: the input
+    still holds the text). `dropped`: older refused texts that make way."""
+    context = {
+        "room_name": room_name,
+        "token": token,
+        "body": body,
+        "reason": reason,
+        "replace": replace,
+        "dropped": dropped,
+        "csrf_token": csrf_token if isinstance(csrf_token, str) and csrf_token.isalnum() else "",
+        "reset": reset,
+    }
+    return render_to_string("chat/oob/_unsent.html", context)
+
+
+def unsent_cleared(*, token: str) -> str:
+    """For the sender: a refused text sent again is gone from beside the input."""
+    return render_to_string("chat/oob/_unsent_cleared.html", {"token": token})
+
+
 def signed_out(*, room_name: str) -> str:
     """For a socket whose session ended: the compose form and the account links show it."""
     return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})

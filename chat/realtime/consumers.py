@@ -10,14 +10,16 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from chat import fragments, selectors, services
 from chat.accounts.access import may_read_public
-from chat.models import DEFAULT_TIME_ZONE, Room, room_group_name, room_name_validator
+from chat.models import DEFAULT_TIME_ZONE, MESSAGE_BODY_MAX_LENGTH, Room, room_group_name, room_name_validator
 from chat.protection import limits
 from chat.protection.token_bucket import TokenBucket
 from chat.realtime import access, catch_up, db, layer_watch, post_auth, presence, session_notices, typing_notices
@@ -41,6 +43,7 @@ TYPING_BURST, TYPING_RATE = 4, 1.0
 TYPING_FRAME_CHARS = 1024
 UNREADABLE = "The message could not be read."
 TOO_MANY_SOCKETS = "Too many open chat pages: close some, then reload this one."
+MAX_UNSENT = 3  # refused texts handed back at once; the oldest goes first
 
 # Application close codes (4000-4999): the htmx ws extension only reconnects
 # after 1006, 1011, 1012 and 1013, so these end the socket for good.
@@ -155,8 +158,11 @@ class ChatConsumer(
                 if self.typing_throttle().take():
                     await typing_notices.typists.notice(self)
                 return
-        # The flood guard comes first: a frame over the limit is not even parsed.
-        data, problem = parse_frame(text_data) if self.throttle.take() else ({}, TOO_FAST)
+        # The flood guard comes first: a frame over the limit is only read for a text to hand back.
+        if not self.throttle.take():
+            await self.refuse(parse_frame(text_data)[0], reason=TOO_FAST, reset=True)
+            return
+        data, problem = parse_frame(text_data)
         if problem:
             await self.send(text_data=fragments.compose_errors(errors=[problem]))
         elif typing_notices.is_notice(data):
@@ -177,8 +183,11 @@ class ChatConsumer(
             await self.send(text_data=fragments.compose_errors(errors=error.messages))
             return
         # The input is emptied as soon as the text is known to be valid, so what the sender types
-        # next is not wiped by a reset arriving after the save; a failed save puts the text back.
-        await self.send(text_data=fragments.compose_reset())
+        # next is not wiped by a reset arriving after the save; a failed save puts the text back. A
+        # "Send again" of a refused text comes from its own form: the input (a new draft) is left alone.
+        resend = data.get("resend") == "1"
+        if not resend:
+            await self.send(text_data=fragments.compose_reset())
         try:
             posted = await db.writes(self.save_sync)(draft)
         except post_auth.SignedOut:
@@ -187,13 +196,47 @@ class ChatConsumer(
         except services.NotAMember:
             await self.room_closed()
             return
+        except limits.RateLimited as error:
+            await self.refuse(data, reason=" ".join(error.messages), reset=False)  # the input is empty already
+            return
         except ValidationError as error:
             await self.send(text_data=fragments.compose_errors(errors=error.messages, restore=draft.body))
             return
+        if resend:
+            await self.send(text_data=fragments.unsent_cleared(token=str(UUID(str(data["token"])))))
         if posted.created and not await services.message_broadcast(posted=posted):
             # The layer is down: the sender still sees the message (by the same rules as a
             # broadcast, so a late copy from the layer is skipped); others catch up later.
             await self.chat_message(services.message_event(posted=posted))
+
+    async def refuse(self, data: dict[str, Any], *, reason: str, reset: bool) -> None:
+        """A post refused for speed (a flood guard or a posting limit). Its text is handed back beside the
+        input, with a "Send again" form, and the input is emptied: what the sender types next is a new
+        message, never glued to the refused one. Anything else refused just shows why."""
+        unsent = unsent_post(data)
+        if unsent is None:
+            await self.send(text_data=fragments.compose_errors(errors=[reason]))
+            return
+        token, body = unsent
+        if getattr(self, "unsent", None) is None:  # made with the first refusal: most sockets never hold one
+            self.unsent: deque[str] = deque()
+        shown, dropped = self.unsent, []
+        if token not in shown:
+            shown.append(token)
+            while len(shown) > MAX_UNSENT:
+                dropped.append(shown.popleft())
+        await self.send(
+            text_data=fragments.unsent(
+                room_name=self.room_name,
+                token=token,
+                body=body,
+                reason=reason,
+                replace=data.get("resend") == "1",
+                reset=reset and data.get("resend") != "1",
+                dropped=dropped,
+                csrf_token=data.get("csrfmiddlewaretoken"),
+            )
+        )
 
     def typing_throttle(self) -> TokenBucket:
         """Made with the socket's first typing marker (a reader who never types holds none)."""
@@ -283,6 +326,17 @@ def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
     if not isinstance(data, dict) or not all(readable(v) for k, v in data.items() if k != "HEADERS"):
         return {}, UNREADABLE
     return data, None
+
+
+def unsent_post(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The form token and text of a refused post, if the frame is one (the token names its "Send again" form)."""
+    body, token = data.get("message"), data.get("token")
+    if not isinstance(body, str) or not body.strip() or len(body) > MESSAGE_BODY_MAX_LENGTH:
+        return None
+    try:
+        return str(UUID(str(token))), body
+    except ValueError:
+        return None
 
 
 def readable(value: Any) -> bool:

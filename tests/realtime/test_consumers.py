@@ -453,3 +453,79 @@ async def test_a_flooding_socket_is_told_to_slow_down_and_others_are_unaffected(
     await asyncio.sleep(1.1)
     await flooder.send_to(text_data=message_frame("calm again"))
     assert "calm again" in (await receive_all(reader))[0]
+
+
+def resend_frame(text: str, token: str) -> str:
+    """What the "Send again" form of a refused text sends."""
+    return json.dumps({**json.loads(message_frame(text, token)), "resend": "1"})
+
+
+async def test_a_text_refused_for_speed_comes_back_beside_an_empty_input_and_is_never_glued_to_the_next(
+    connect, alice, bob
+):
+    from chat.realtime.consumers import FRAME_BURST
+
+    sender = await connect("general", alice)
+    reader = await connect("general", bob)
+    for i in range(FRAME_BURST - 1):  # the page's sync frame took one of the burst
+        await sender.send_to(text_data=message_frame(f"quick {i}"))
+    await receive_all(sender)
+    token = str(uuid4())
+
+    await sender.send_to(text_data=message_frame("one too many", token))
+    (refused,) = await receive_all(sender)
+
+    # The input is emptied (the next text is a message of its own) and the text is handed back with
+    # the reason and a form that sends it again under the same token.
+    assert 'id="compose-message" name="message" value=""' in refused
+    assert f'<div id="unsent-{token}" class="unsent-item">' in refused
+    assert '<blockquote class="unsent-text">one too many</blockquote>' in refused
+    assert f'name="token" value="{token}"' in refused and 'name="resend" value="1"' in refused
+    assert "too fast" in refused
+    assert not any("one too many" in frame for frame in await receive_all(reader))
+
+    await asyncio.sleep(1.1)
+    await sender.send_to(text_data=message_frame("typed meanwhile"))  # a new text, not glued on
+    await sender.send_to(text_data=resend_frame("one too many", token))
+    sent = await receive_all(sender)
+
+    assert [f for f in sent if f'id="unsent-{token}" hx-swap-oob="delete"' in f]
+    # The resend leaves the input alone: only the new text's send emptied it.
+    assert sum('id="compose-message"' in frame for frame in sent) == 1
+    bodies = await database_sync_to_async(lambda: list(Message.objects.order_by("id").values_list("body", flat=True)))()
+    assert bodies[-2:] == ["typed meanwhile", "one too many"]
+
+
+async def test_refused_texts_handed_back_are_bounded_the_oldest_making_way(connect, alice):
+    from chat.realtime.consumers import FRAME_BURST, MAX_UNSENT
+
+    sender = await connect("general", alice)
+    for i in range(FRAME_BURST - 1):
+        await sender.send_to(text_data=message_frame(f"quick {i}"))
+    await receive_all(sender)
+    tokens = [str(uuid4()) for _ in range(MAX_UNSENT + 2)]
+    for i, token in enumerate(tokens):
+        await sender.send_to(text_data=message_frame(f"flood {i}", token))
+    frames = "".join(await receive_all(sender))
+
+    assert all(f'<div id="unsent-{token}" class="unsent-item">' in frames for token in tokens)
+    dropped = re.findall(r'id="unsent-([0-9a-f-]+)" hx-swap-oob="delete"', frames)
+    assert dropped == tokens[:2]
+
+
+async def test_a_text_over_the_posting_limit_is_handed_back_too(connect, alice, settings):
+    settings.CHAT_LIMITS = {**settings.CHAT_LIMITS, "posts_per_user": "1/3600"}
+    sender = await connect("general", alice)
+    await sender.send_to(text_data=message_frame("the one allowed"))
+    await receive_all(sender)
+    token = str(uuid4())
+
+    await sender.send_to(text_data=message_frame("over the limit", token))
+    frames = await receive_all(sender)
+
+    assert 'id="compose-message" name="message" value=""' in frames[0]  # emptied once the text was valid
+    assert "over the limit" not in frames[0]
+    assert f'<div id="unsent-{token}" class="unsent-item">' in frames[-1]
+    assert "You are posting too fast" in frames[-1]
+    assert 'id="compose-message"' not in frames[-1]  # not emptied twice: the next text may be under way
+    assert await count_messages() == 1
