@@ -80,6 +80,34 @@ def test_a_room_of_300_opens_at_the_newest_and_scrolls_back_to_the_first(new_pag
     assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight + 1")
 
 
+def test_scrolling_back_a_little_loads_one_page_and_keeps_the_readers_place(new_page, daphne_server):
+    room = unique("thousand")
+    fill_room(daphne_server, room, 1000)
+    page = new_page(viewport={"width": 1280, "height": 800})
+    open_room(page, room)
+    expect(message(page, "history 999")).to_have_count(1)
+    batches = []
+    page.on("request", lambda request: batches.append(request.url) if "before=" in request.url else None)
+
+    page.locator(".scroller").hover()
+    older = page.get_by_role("link", name="Older messages")
+    for _ in range(60):  # wheel up, as a reader does, until the older-history link comes into view
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(50)
+        if batches:
+            break
+    expect(page.locator("#earlier li.message")).to_have_count(50)
+    page.wait_for_timeout(2000)  # nothing more loads by itself
+
+    assert len(batches) == 1
+    expect(page.locator("#earlier li.message")).to_have_count(50)
+    assert in_view(page, message(page, "history 950"))  # the reader is where they were
+    assert not in_view(page, older)
+    page.mouse.wheel(0, -400)  # a little more: still reading the page that came in
+    page.wait_for_timeout(500)
+    assert len(batches) == 1
+
+
 def test_without_javascript_older_messages_are_pages_linked_both_ways(new_page, daphne_server):
     room = unique("pages")
     fill_room(daphne_server, room, 120)
