@@ -107,7 +107,7 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
         # The page's position in the room's stream: a reconnecting socket sends it back.
         "cursor": page.messages[-1].seq if page.messages else 0,
         "zone_name": timezone.get_current_timezone_name(),
-        "presence": view.context() if (view := presence_store.view_now(room.name)) else None,
+        "presence": view.with_reader(request.user).context() if (view := presence_store.view_now(room.name)) else None,
         "errors": errors,
         "body": body,
         # Each rendered form gets its own token: submitting it twice stores one message.

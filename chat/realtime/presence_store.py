@@ -55,6 +55,16 @@ class View:
         """People in the room: each signed-in user once, each anonymous tab once."""
         return len(self.names) + self.anonymous
 
+    def with_reader(self, user: Any) -> "View":
+        """The list as a page shows it to its own reader, who is here too: their socket, which the list
+        counts, opens only after the page loads (and never without JavaScript)."""
+        if user is None or not user.is_authenticated:
+            return View(names=self.names, anonymous=self.anonymous + 1)
+        name = user.get_username()
+        if name in self.names:
+            return self
+        return View(names=tuple(sorted((*self.names, name), key=str.casefold)), anonymous=self.anonymous)
+
     def context(self) -> dict[str, Any]:
         return {
             "names": self.names[:NAMES_SHOWN],

@@ -156,12 +156,18 @@ async def test_the_room_page_shows_who_is_here_as_of_loading(connect, alice, bob
     await sync_to_async(client.force_login)(bob)
     page = (await sync_to_async(client.get)(f"/chat/{room.name}/")).content.decode()
 
-    assert names_in(page) == ["alice"]
+    assert names_in(page) == ["alice", "bob"]  # and bob, who reads it (his socket is not open yet)
 
 
-def test_the_room_page_without_anyone_says_so(client, room):
+def test_the_room_page_counts_its_own_reader_never_nobody(client, room, alice):
     page = client.get(f"/chat/{room.name}/").content.decode()
-    assert "Nobody is here right now." in page
+    assert "Nobody is here right now." not in page
+    assert "1 reader not signed in" in page
+
+    client.force_login(alice)
+    page = client.get(f"/chat/{room.name}/").content.decode()
+    assert names_in(page) == ["alice"]
+    assert "Nobody is here right now." not in page
 
 
 # Redis: presence shared by every process, expiring by itself.
