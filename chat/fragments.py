@@ -209,9 +209,10 @@ def unsent_cleared(*, token: str) -> str:
     return render_to_string("chat/oob/_unsent_cleared.html", {"token": token})
 
 
-def signed_out(*, room_name: str) -> str:
-    """For a socket whose session ended: the compose form and the account links show it."""
-    return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name})
+def signed_out(*, room_name: str, removed: bool = False) -> str:
+    """For a socket whose session ended: nothing on the page offers what needs a session any more, the
+    draft stays in its box, and the page says why (`removed`: staff removed the account)."""
+    return render_to_string("chat/oob/_signed_out.html", {"room_name": room_name, "removed": removed})
 
 
 def lobby_signed_out() -> str:

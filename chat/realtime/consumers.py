@@ -191,7 +191,7 @@ class ChatConsumer(
         try:
             posted = await db.writes(self.save_sync)(draft)
         except post_auth.SignedOut:
-            await self.sign_out()
+            await self.sign_out(removed=await db.reads(post_auth.user_removed)(self.scope))
             return
         except services.NotAMember:
             await self.room_closed()
@@ -285,9 +285,9 @@ class ChatConsumer(
         self.seq = seq
         await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
 
-    async def sign_out(self) -> None:
-        """Show the page it is signed out, then close with a code htmx does not retry."""
-        await self.send(text_data=fragments.signed_out(room_name=self.room_name))
+    async def sign_out(self, *, removed: bool = False) -> None:
+        """Show the page it is signed out (or its account removed), then close with a code htmx does not retry."""
+        await self.send(text_data=fragments.signed_out(room_name=self.room_name, removed=removed))
         await self.close(code=CLOSE_SIGNED_OUT)
 
     async def room_access(self, event: dict[str, Any]) -> None:

@@ -123,7 +123,7 @@ class LobbyConsumer(session_notices.SessionEvents, PooledDatabaseWebsocketConsum
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # nothing to say on this socket
 
-    async def sign_out(self) -> None:
+    async def sign_out(self, *, removed: bool = False) -> None:
         sockets.remove_lobby(self)  # no list is sent to it any more
         await self.send(text_data=fragments.lobby_signed_out())
         await self.close(code=CLOSE_SIGNED_OUT)

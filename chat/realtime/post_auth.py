@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user
+from django.contrib.auth import get_user, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, QueryDict
 from django.http.cookie import parse_cookie
@@ -50,6 +50,14 @@ def session_user(scope: dict[str, Any]) -> AbstractBaseUser | None:
     if not user.is_authenticated or user.pk != connected.pk:
         return None
     return user
+
+
+def user_removed(scope: dict[str, Any]) -> bool:
+    """Whether the socket's user was removed (deactivated or deleted), not just signed out. Synchronous."""
+    connected = scope.get("user")
+    if connected is None or not connected.is_authenticated:
+        return False
+    return not get_user_model().objects.filter(pk=connected.pk, is_active=True).exists()
 
 
 _csrf = CsrfViewMiddleware(lambda request: None)  # only its process_view runs, on a request of our own

@@ -153,9 +153,10 @@ class SessionEvents:
     async def session_check(self, event: dict[str, Any]) -> None:
         """The user changed (deactivated, new password, ...): close if this session no longer holds."""
         if await db.reads(post_auth.session_user)(self.scope) is None:
-            await self.sign_out()
+            await self.sign_out(removed=await db.reads(post_auth.user_removed)(self.scope))
 
-    async def sign_out(self) -> None:
+    async def sign_out(self, *, removed: bool = False) -> None:
+        """Show the page its session ended (`removed`: the account itself is gone), then close."""
         raise NotImplementedError
 
 

@@ -123,7 +123,12 @@ def test_staff_remove_a_spammer_and_all_their_messages_and_the_spammers_tab_can_
     expect(bystander.locator("li.message.deleted")).to_have_count(2, timeout=LIVE)  # live for everyone
     expect(bystander.get_by_text("cheap pills here")).to_have_count(0)
     # The spammer's open tab is told it is signed out, and its socket is closed for good.
-    expect(spammer.locator("#compose-errors")).to_have_text("You have been signed out.", timeout=LIVE)
-    expect(spammer.locator("#compose-message")).to_have_count(0)
+    expect(spammer.locator("#compose-errors")).to_have_text(
+        "Your account was removed: you can no longer post.", timeout=LIVE
+    )
+    expect(spammer.get_by_role("button", name="Send")).to_be_disabled()
+    expect(spammer.get_by_role("link", name="Edit")).to_have_count(0)
+    expect(spammer.get_by_role("link", name="Log in again")).to_have_count(0)
+    expect(spammer.locator("#presence")).to_have_text("You are no longer here.")
     spammer.reload()
     expect(spammer.get_by_role("link", name="Log in to chat")).to_be_visible()

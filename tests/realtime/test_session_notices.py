@@ -29,13 +29,20 @@ def logged_in_client(user: User) -> Client:
     return client
 
 
-async def assert_signed_out(communicator) -> None:
-    """The page is told it is signed out, then the socket closes for good."""
+async def assert_signed_out(communicator, *, removed: bool = False) -> None:
+    """The page is told it is signed out (or its account removed), and offered nothing that needs a
+    session, its draft untouched; then the socket closes for good."""
     frame = await communicator.receive_from(timeout=2)
     if 'id="compose-token"' in frame:  # the post's text was valid: the input was reset before the save
         frame = await communicator.receive_from(timeout=2)
-    assert "You have been signed out." in frame
-    assert 'id="compose" class="compose anonymous" hx-swap-oob="true"' in frame
+    if removed:
+        assert "Your account was removed" in frame and "Log in again" not in frame
+    else:
+        assert "You have been signed out." in frame and "Log in again" in frame
+    assert '<div id="viewer-css" hx-swap-oob="delete">' in frame  # their Edit/Delete controls go
+    assert '<button id="compose-send" type="submit" disabled hx-swap-oob="true">' in frame
+    assert 'id="compose-message"' not in frame  # the draft stays in its box
+    assert 'id="presence" class="presence" aria-label="Here now" hx-swap-oob="true"' in frame
     assert 'id="account" hx-swap-oob="true"' in frame and "Log in" in frame
     assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": CLOSE_SIGNED_OUT}
 
@@ -55,13 +62,13 @@ async def test_logging_out_closes_that_sessions_sockets_only(connect, alice):
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, removed",
     [
-        pytest.param(lambda user: setattr(user, "is_active", False), id="deactivated"),
-        pytest.param(lambda user: user.set_password(f"new-{uuid4()}"), id="password changed"),
+        pytest.param(lambda user: setattr(user, "is_active", False), True, id="deactivated"),
+        pytest.param(lambda user: user.set_password(f"new-{uuid4()}"), False, id="password changed"),
     ],
 )
-async def test_deactivation_or_a_new_password_closes_every_socket_of_the_user(connect, alice, bob, change):
+async def test_deactivation_or_a_new_password_closes_every_socket_of_the_user(connect, alice, bob, change, removed):
     first = await connect("general", alice)
     second = await connect("random", alice)
     someone_else = await connect("general", bob)
@@ -73,21 +80,25 @@ async def test_deactivation_or_a_new_password_closes_every_socket_of_the_user(co
 
     await database_sync_to_async(save)()
 
-    await assert_signed_out(first)
-    await assert_signed_out(second)
+    await assert_signed_out(first, removed=removed)
+    await assert_signed_out(second, removed=removed)
     await someone_else.send_to(text_data=message_frame("unaffected"))
     assert any("unaffected" in frame for frame in await frames_until(someone_else, "unaffected"))
 
 
 @pytest.mark.parametrize(
-    "end_session",
+    "end_session, removed",
     [
-        pytest.param(lambda user: Session.objects.all().delete(), id="session deleted"),
-        pytest.param(lambda user: User.objects.filter(pk=user.pk).update(is_active=False), id="deactivated by update"),
-        pytest.param(lambda user: User.objects.filter(pk=user.pk).update(password="changed"), id="password by update"),
+        pytest.param(lambda user: Session.objects.all().delete(), False, id="session deleted"),
+        pytest.param(
+            lambda user: User.objects.filter(pk=user.pk).update(is_active=False), True, id="deactivated by update"
+        ),
+        pytest.param(
+            lambda user: User.objects.filter(pk=user.pk).update(password="changed"), False, id="password by update"
+        ),
     ],
 )
-async def test_a_post_after_the_session_ended_is_refused_even_without_a_signal(connect, alice, end_session):
+async def test_a_post_after_the_session_ended_is_refused_even_without_a_signal(connect, alice, end_session, removed):
     socket = await connect("general", alice)
     await socket.send_to(text_data=message_frame("before"))
     assert any("before" in frame for frame in await frames_until(socket, "before"))
@@ -95,7 +106,7 @@ async def test_a_post_after_the_session_ended_is_refused_even_without_a_signal(c
     await database_sync_to_async(end_session)(alice)
     await socket.send_to(text_data=message_frame("after"))
 
-    await assert_signed_out(socket)
+    await assert_signed_out(socket, removed=removed)
     assert await count_messages() == 1
 
 
@@ -170,7 +181,7 @@ async def test_a_staff_removal_closes_the_removed_users_sockets(connect, alice, 
 
     await database_sync_to_async(services.user_deactivate)(user=alice, by=staff, delete_messages=False)
 
-    await assert_signed_out(socket)
+    await assert_signed_out(socket, removed=True)
 
 
 async def test_a_process_hears_session_notices_on_one_channel_only_while_it_has_signed_in_sockets(connect, alice, bob):
@@ -195,6 +206,6 @@ async def test_a_notice_for_one_user_leaves_other_users_sockets_alone(connect, a
     await database_sync_to_async(lambda: User.objects.filter(pk=bob.pk).update(is_active=False))()
     await sync_to_async(session_notices.notify)(bob.pk, {"type": "session.check"})
 
-    await assert_signed_out(bobs)
+    await assert_signed_out(bobs, removed=True)
     await alices.send_to(text_data=message_frame("alice is still here"))
     assert any("alice is still here" in frame for frame in await frames_until(alices, "alice is still here"))
