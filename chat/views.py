@@ -188,9 +188,10 @@ def message_url(room: Room, pk: int) -> str:
 
 
 def message_item(request: HttpRequest, room: Room, pk: int, *, error: str = "", status: int = 200) -> HttpResponse:
-    """The message as it is now, for the one who asked (htmx swaps it in place), with an error if any."""
+    """The message as it is now, for the one who asked (htmx swaps it in place), with an error if any. It
+    takes the focus the swap took away (from Save, Delete or Cancel): a keyboard user stays on it."""
     message = Message.objects.select_related("author").filter(room=room, pk=pk).first()
-    context = {"message": message, "room_name": room.name, "error": error, "pk": pk}
+    context = {"message": message, "room_name": room.name, "error": error, "pk": pk, "focus": True}
     return render(request, "chat/_message_answer.html", context, status=status)
 
 
