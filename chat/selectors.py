@@ -57,6 +57,16 @@ def room_for_reader(*, name: str, user: AbstractBaseUser | AnonymousUser | None)
     return room if room_readable(room=room, user=user) else None
 
 
+def room_name_canonical(*, name: str, user: AbstractBaseUser | AnonymousUser | None) -> str:
+    """How a room name is spelt: room names are case-insensitive, so "General" is the room `general`. The
+    stored spelling of a room of that name the reader may read, else the name in lower case (what a first
+    post will store). A room they may not read is never looked at: its spelling would tell it exists."""
+    for room in Room.objects.filter(name__iexact=name):
+        if room_readable(room=room, user=user):
+            return room.name
+    return name.lower()
+
+
 def room_is_owned_by(*, room: Room, user: AbstractBaseUser) -> bool:
     return user.is_authenticated and Membership.objects.filter(room=room, user_id=user.pk, is_owner=True).exists()
 

@@ -63,23 +63,26 @@ class NotAMember(ValidationError):
 
 def room_get_or_create(*, name: str) -> Room:
     """A public room, created by its first message. Raises ValidationError for a name kept for direct messages."""
-    room = Room.objects.filter(name=name).first()
+    # Names are case-insensitive ("General" is `general`); an exact spelling first, for rooms stored before that.
+    room = Room.objects.filter(name=name).first() or Room.objects.filter(name__iexact=name).order_by("id").first()
     if room is not None:
         return room
     if name.startswith(DIRECT_PREFIX):
         raise ValidationError(NAME_RESERVED)
-    room, _ = Room.objects.get_or_create(name=name)
+    room, _ = Room.objects.get_or_create(name=name.lower())
     return room
 
 
 def room_create(*, name: str, creator: AbstractBaseUser, private: bool) -> Room:
     """A room made with the new-room form: its creator is its first member and owner. Raises ValidationError
     for a taken or reserved name."""
-    if name.startswith(DIRECT_PREFIX):
+    if name.lower().startswith(DIRECT_PREFIX):
         raise ValidationError(NAME_RESERVED)
+    if Room.objects.filter(name__iexact=name).exists():  # "General" is the room `general`
+        raise ValidationError(NAME_TAKEN)
     try:
         with transaction.atomic():
-            room = Room.objects.create(name=name, kind=Room.PRIVATE if private else Room.PUBLIC)
+            room = Room.objects.create(name=name.lower(), kind=Room.PRIVATE if private else Room.PUBLIC)
             Membership.objects.create(room=room, user=creator, is_owner=True)
     except IntegrityError:
         raise ValidationError(NAME_TAKEN) from None

@@ -54,9 +54,15 @@ def room(request: HtmxHttpRequest, room_name: str) -> HttpResponse:
         room_name_validator(room_name)
     except ValidationError as error:
         raise Http404(error.message) from None
+    # Room names are case-insensitive: any other spelling goes to the room's own (a GET; a no-JS post is
+    # stored in the room it names all the same).
+    spelling = selectors.room_name_canonical(name=room_name, user=request.user)
+    if spelling != room_name and request.method == "GET":
+        query = f"?{request.GET.urlencode()}" if request.GET else ""
+        return redirect(reverse("chat:room", args=[spelling]) + query)
     # An unknown public room is shown empty and stored by its first message, not by a visit; a room the
     # reader may not read answers 404, as one that does not exist.
-    room = selectors.room_for_reader(name=room_name, user=request.user)
+    room = selectors.room_for_reader(name=spelling, user=request.user)
     if room is None:
         raise Http404("There is no such room.")
     return room_page(request, room)

@@ -86,3 +86,59 @@ async def test_a_bad_post_on_an_unknown_room_creates_nothing(connect, alice):
 
     assert "Type a message first." in await sender.receive_from()
     assert await count_rooms() == 0
+
+
+# Room names are case-insensitive: "General" is the room `general`, never a second, empty room.
+
+
+def test_any_spelling_of_a_new_room_goes_to_its_lower_case_name(client, db):
+    response = client.get("/chat/General/?before=5")
+
+    assert response.status_code == 302 and response["Location"] == "/chat/general/?before=5"
+
+
+def test_a_post_under_another_spelling_lands_in_the_one_room(client, alice, bob):
+    client.force_login(alice)
+    client.post("/chat/general/", {"message": "first", "token": str(uuid4())})
+    client.force_login(bob)
+    client.post("/chat/GENERAL/", {"message": "second", "token": str(uuid4())})
+
+    assert list(Room.objects.values_list("name", flat=True)) == ["general"]
+    assert Message.objects.filter(room__name="general").count() == 2
+    assert client.get("/chat/GeNeRaL/")["Location"] == "/chat/general/"
+    assert client.get("/?room=General", follow=True).redirect_chain[-1][0] == "/chat/general/"
+
+
+async def test_a_socket_post_under_another_spelling_lands_in_the_one_room(connect, alice, room):
+    socket = await connect(room.name.upper(), alice)
+    await socket.send_to(text_data=message_frame("shouted"))
+    await receive_all(socket)
+
+    assert await database_sync_to_async(lambda: list(Room.objects.values_list("name", flat=True)))() == [room.name]
+
+
+def test_a_room_stored_with_capitals_keeps_its_spelling(client, alice):
+    post_message(Room.objects.create(name="Design"), alice, "hi")
+
+    assert client.get("/chat/design/")["Location"] == "/chat/Design/"
+    assert client.get("/chat/Design/").status_code == 200
+
+
+def test_a_new_room_is_stored_in_lower_case_and_another_spelling_is_taken(client, alice):
+    client.force_login(alice)
+    client.post("/rooms/new/", {"name": "Plans"})
+    taken = client.post("/rooms/new/", {"name": "PLANS", "private": "on"})
+
+    assert list(Room.objects.values_list("name", flat=True)) == ["plans"]
+    assert taken.status_code == 400 and "taken" in taken.text
+
+
+def test_another_spelling_of_a_private_room_tells_a_non_member_nothing(client, alice, bob):
+    from chat import services
+
+    services.room_create(name="secret", creator=alice, private=True)
+    client.force_login(bob)
+
+    # The same answer as for the exact name: no redirect to a spelling only a member could know.
+    assert client.get("/chat/Secret/")["Location"] == "/chat/secret/"
+    assert client.get("/chat/secret/").status_code == 404
