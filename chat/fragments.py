@@ -69,8 +69,16 @@ def timeline_items(entries: Iterable[days.Entry], *, room_name: str, zone_name: 
                 mark_safe(render_in(zone_name, "chat/_day.html", {"day": entry.day, "message": entry.message}))
             )
         message = entry.message
-        key = ("message", message.pk, message.seq, message.created.isoformat(), zone_name, author_name(message))
-        context = {"message": message, "room_name": room_name}
+        key = (
+            "message",
+            message.pk,
+            message.seq,
+            message.created.isoformat(),
+            zone_name,
+            author_name(message),
+            entry.continues,
+        )
+        context = {"message": message, "room_name": room_name, "continues": entry.continues}
         items.append(rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
     return items
 
@@ -113,7 +121,9 @@ def message_appended(*, event: dict[str, Any], zone_name: str) -> str:
                 room_name=room_name, replaced=[message], appended=[], cursor=message.seq, zone_name=zone_name
             )
         previous = datetime.fromisoformat(event["previous"]) if event.get("previous") else None
-        entries = days.entries([message], previous=previous, zone=zone(zone_name))
+        entries = days.entries(
+            [message], previous=previous, previous_author=event.get("previous_author"), zone=zone(zone_name)
+        )
         return changes_applied(
             room_name=room_name, replaced=[], appended=entries, cursor=message.seq, zone_name=zone_name
         )

@@ -145,7 +145,7 @@ def room_history(*, room: Room | int, limit: int = HISTORY_LENGTH) -> list[Messa
 
 def message_in_room(*, room: Room | int, pk: int) -> Message | None:
     """One message of the room, id, seq and time only (where a page's batch meets what it shows)."""
-    return Message.objects.filter(room=room, pk=pk).only("id", "seq", "created").first()
+    return Message.objects.filter(room=room, pk=pk).only("id", "seq", "created", "author_id").first()
 
 
 def room_changes_since(*, room_name: str, seq: int, limit: int) -> list[Message]:
@@ -157,7 +157,7 @@ def room_changes_since(*, room_name: str, seq: int, limit: int) -> list[Message]
 
 def message_previous(*, room: Room | int, before: int) -> Message | None:
     """The message just before id `before` in its room (the one shown above it)."""
-    return Message.objects.filter(room=room, id__lt=before).only("id", "created").order_by("-id").first()
+    return Message.objects.filter(room=room, id__lt=before).only("id", "created", "author_id").order_by("-id").first()
 
 
 def room_newer_than(*, room: Room | int, pk: int, limit: int) -> int:

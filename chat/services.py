@@ -50,6 +50,7 @@ class Posted:
     message: Message
     created: bool  # False when this was a resend of a message already stored
     previous: datetime | None  # when the room's message before this one was posted (its day)
+    previous_author: int | None = None  # who posted it (a run of one author's messages shows the name once)
 
 
 NAME_TAKEN = "That name is taken: choose another."
@@ -203,11 +204,12 @@ def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft, ip: str 
             last_seq, last_time = (
                 Room.objects.select_for_update().values_list("last_seq", "last_activity").get(pk=room.pk)
             )
+            above = Message.objects.filter(room=room).order_by("-id").values_list("author_id", flat=True).first()
             message = Message.objects.create(
                 room=room, author=author, body=draft.body, token=draft.token, seq=last_seq + 1, posted_seq=last_seq + 1
             )
             Room.objects.filter(pk=room.pk).update(last_seq=message.seq, last_activity=message.created)
-        return Posted(message=message, created=True, previous=last_time if last_seq else None)
+        return Posted(message=message, created=True, previous=last_time if last_seq else None, previous_author=above)
     except IntegrityError:
         message = Message.objects.select_related("room").filter(author=author, token=draft.token).first()
         if message is None:  # not a resend: another constraint failed
@@ -231,10 +233,14 @@ def message_post(
 def message_event(*, posted: Posted) -> dict[str, Any]:
     """The group event every consumer of the room gets (see docs/protocol.md): the change's kind and the
     message's data, which each process renders once per time zone of its readers."""
-    return change_event(message=posted.message, kind="post", previous=posted.previous)
+    return change_event(
+        message=posted.message, kind="post", previous=posted.previous, previous_author=posted.previous_author
+    )
 
 
-def change_event(*, message: Message, kind: str, previous: datetime | None = None) -> dict[str, Any]:
+def change_event(
+    *, message: Message, kind: str, previous: datetime | None = None, previous_author: int | None = None
+) -> dict[str, Any]:
     return {
         "type": "chat.message",
         "kind": kind,  # post, edit or delete
@@ -249,6 +255,7 @@ def change_event(*, message: Message, kind: str, previous: datetime | None = Non
         "edited": message.edited.isoformat() if message.edited else None,
         "deleted": message.deleted.isoformat() if message.deleted else None,
         "previous": previous.isoformat() if previous else None,
+        "previous_author": previous_author,
     }
 
 

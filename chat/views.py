@@ -133,7 +133,7 @@ def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | N
             missed = selectors.room_count_between(room=room, after=after, before=page.first_id)
             gap = {"missed": missed, "before": page.first_id, "after": after}
         elif shown_above is not None:
-            previous = shown_above.created  # the batch closes the gap: its first day may continue that one
+            previous = shown_above  # the batch closes the gap: its first day (and run) may continue that one
     below = selectors.message_in_room(room=room, pk=before)
     same_day = (
         below is not None
@@ -143,7 +143,11 @@ def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | N
     context = {
         "room_name": room.name,
         "page": page,
-        "entries": days.entries(page.messages, previous=previous),
+        "entries": days.entries(
+            page.messages,
+            previous=previous.created if previous else None,
+            previous_author=previous.author_id if previous else None,
+        ),
         "gap": gap,
         "between": after is not None,
         "drop_day_of": below.pk if same_day else None,
@@ -197,7 +201,13 @@ def message_item(request: HttpRequest, room: Room, pk: int, *, error: str = "", 
     """The message as it is now, for the one who asked (htmx swaps it in place), with an error if any. It
     takes the focus the swap took away (from Save, Delete or Cancel): a keyboard user stays on it."""
     message = Message.objects.select_related("author").filter(room=room, pk=pk).first()
+    continues = False
+    if message is not None:  # it keeps its place in its author's run
+        above = selectors.message_previous(room=room, before=pk)
+        if above is not None:
+            continues = days.entries([message], previous=above.created, previous_author=above.author_id)[0].continues
     context = {"message": message, "room_name": room.name, "error": error, "pk": pk, "focus": True}
+    context["continues"] = continues
     return render(request, "chat/_message_answer.html", context, status=status)
 
 

@@ -178,7 +178,12 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
         return CatchUp(frames=frames, seq=newest)
     if new:
         above = selectors.message_previous(room=new[0].room_id, before=new[0].pk)
-        entries = days.entries(new, previous=above.created if above else None, zone=zone)
+        entries = days.entries(
+            new,
+            previous=above.created if above else None,
+            previous_author=above.author_id if above else None,
+            zone=zone,
+        )
 
         def size(entry: days.Entry) -> int:
             return message_bytes(entry.message, room_name=room_name, zone_name=zone_name)

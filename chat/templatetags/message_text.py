@@ -1,10 +1,30 @@
 """Template filters for message text: `{% load message_text %}`."""
 
+import re
+
 from django import template
 
 from chat import linkify
 
 register = template.Library()
+
+
+AVATAR_HUES = 12  # chat.css has a colour for each: .avatar.hue-0 … .hue-11
+
+
+@register.filter
+def hue(user_id: int) -> int:
+    """The colour of a user's avatar: fixed per user, from their id."""
+    return (user_id * 7) % AVATAR_HUES
+
+
+@register.filter
+def initials(username: str) -> str:
+    """One or two letters for an avatar: the first letter, and the first after a separator if any
+    ("ada.lovelace": "AL"; "bob": "B")."""
+    words = [word for word in re.split(r"[._\-\s]+", username) if word]
+    letters = [word[0] for word in words[:2]] or [username[:1]]
+    return "".join(letters).upper()
 
 
 @register.filter

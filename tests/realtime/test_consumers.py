@@ -11,7 +11,7 @@ from django.test import Client
 
 from chat.models import Message
 from chat.realtime.registry import sockets
-from tests.support.in_process import message_frame, post_message, receive_all, sync_frame
+from tests.support.in_process import frames_until, message_frame, post_message, receive_all, sync_frame
 
 count_messages = database_sync_to_async(lambda: Message.objects.count())
 
@@ -496,9 +496,11 @@ async def test_a_text_refused_for_speed_comes_back_beside_an_empty_input_and_is_
     assert bodies[-2:] == ["typed meanwhile", "one too many"]
 
 
-async def test_refused_texts_handed_back_are_bounded_the_oldest_making_way(connect, alice):
+async def test_refused_texts_handed_back_are_bounded_the_oldest_making_way(connect, alice, monkeypatch):
+    from chat.realtime import consumers
     from chat.realtime.consumers import FRAME_BURST, MAX_UNSENT
 
+    monkeypatch.setattr(consumers, "FRAME_RATE", 0.001)  # no refill while the test runs, however slowly
     sender = await connect("general", alice)
     for i in range(FRAME_BURST - 1):
         await sender.send_to(text_data=message_frame(f"quick {i}"))
@@ -529,3 +531,21 @@ async def test_a_text_over_the_posting_limit_is_handed_back_too(connect, alice, 
     assert "You are posting too fast" in frames[-1]
     assert 'id="compose-message"' not in frames[-1]  # not emptied twice: the next text may be under way
     assert await count_messages() == 1
+
+
+async def test_a_run_of_one_authors_messages_is_marked_alike_live_and_on_the_page(connect, alice, bob):
+    reader = await connect("general", bob)
+    alices = await connect("general", alice)
+    bobs = await connect("general", bob)
+    live = []
+    for socket, text in ((alices, "first of a run"), (alices, "second of the run"), (bobs, "bob breaks the run")):
+        await socket.send_to(text_data=message_frame(text))
+        live += await frames_until(reader, text)
+
+    def item_classes(html: str) -> list[str]:
+        return re.findall(r'<li id="message-\d+" class="(message [^"]*)"', html)
+
+    page = (await database_sync_to_async(Client().get)("/chat/general/")).content.decode()
+    expected = [f"message by-{alice.pk}", f"message by-{alice.pk} cont", f"message by-{bob.pk}"]
+    assert item_classes(page) == expected
+    assert item_classes("".join(live)) == expected
