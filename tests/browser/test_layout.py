@@ -169,3 +169,23 @@ def test_buttons_beside_a_field_keep_their_label_on_one_line_and_the_field_its_h
     open_room(page, unique("rows"))
     assert label_lines(page.get_by_role("button", name="Send")) == 1
     assert page.locator("#compose-message").bounding_box()["height"] < 48
+
+
+def test_a_run_of_one_line_messages_fits_twice_as_many_as_before(new_page, daphne_server):
+    """About 6 one-line messages fitted at 1280x800 before runs and floating controls; now at least 12."""
+    room, author = unique("dense"), unique("terse")
+    daphne_server.create_users(author)
+    seed_messages(daphne_server, room, author, 40, body="ok {n}")
+    page = new_page(viewport=DESKTOP)
+    page.goto(f"/chat/{room}/")
+    expect(message(page, "ok 40")).to_have_count(1)
+
+    shown = page.evaluate(
+        """() => { const s = document.querySelector('.scroller').getBoundingClientRect();
+                   return [...document.querySelectorAll('li.message')].filter(e => {
+                       const r = e.getBoundingClientRect(); return r.top >= s.top && r.bottom <= s.bottom;
+                   }).length; }"""
+    )
+    assert shown >= 12, shown
+    # One name for the run, not one per message.
+    expect(page.locator("li.message .author").filter(has_text=author).locator("visible=true")).to_have_count(1)
