@@ -108,6 +108,26 @@ def test_scrolling_back_a_little_loads_one_page_and_keeps_the_readers_place(new_
     assert len(batches) == 1
 
 
+def test_a_reader_scrolled_well_up_gets_jump_to_newest_which_takes_them_there(new_page, daphne_server):
+    room = unique("jump")
+    fill_room(daphne_server, room, 120)
+    page = new_page(viewport={"width": 1280, "height": 800})
+    open_room(page, room)
+    jump = page.get_by_role("link", name="Jump to newest")
+    expect(jump).to_be_hidden()  # at the newest messages
+
+    scroller = page.locator(".scroller")
+    scroller.evaluate("s => s.scrollTop = -100")
+    expect(jump).to_be_hidden()  # a little up: still reading the latest
+    scroller.evaluate("s => s.scrollTop = -1500")
+    expect(jump).to_be_visible()
+    assert not in_view(page, message(page, "history 119"))
+
+    jump.click()
+    expect(jump).to_be_hidden()
+    assert in_view(page, message(page, "history 119"))
+
+
 def test_without_javascript_older_messages_are_pages_linked_both_ways(new_page, daphne_server):
     room = unique("pages")
     fill_room(daphne_server, room, 120)
