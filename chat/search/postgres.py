@@ -1,0 +1,68 @@
+"""Search on PostgreSQL: a stored tsvector column with a GIN index (migration 0009), websearch_to_tsquery
+built from the parsed words, ts_rank and ts_headline, all through django.contrib.postgres.search.
+
+One text-search configuration, CONFIG, for the column, the query and the snippets: the three must agree,
+or the stemmed words would not meet. Changing it means a migration that regenerates the column.
+"""
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVectorField
+from django.db.models import Expression, F, QuerySet, Value
+from django.db.models.functions import Replace
+
+from chat.models import Message, Room
+from chat.search.query import Query
+from chat.search.snippets import GREATER_THAN, LESS_THAN, MARK_END, MARK_START, MARKERS, SNIPPET_WORDS
+
+CONFIG = "english"
+COLUMN = "search_vector"  # GENERATED ALWAYS AS (to_tsvector('english', body)) STORED: see migration 0009
+
+
+class StoredVector(Expression):
+    """The message's stored tsvector: a column the database generates and Django's model does not declare
+    (SQLite has no such column)."""
+
+    output_field = SearchVectorField()
+
+    def as_sql(self, compiler, connection):
+        table = compiler.quote_name_unless_alias(Message._meta.db_table)
+        return f"{table}.{connection.ops.quote_name(COLUMN)}", []
+
+
+def websearch_text(query: Query) -> str:
+    """The query in websearch_to_tsquery's syntax, from the parsed words only: every term quoted (a quoted
+    single word is that word; `or` quoted is a word, not the operator), exclusions with a minus."""
+    return " ".join(f'{"-" if term.exclude else ""}"{" ".join(term.words)}"' for term in query.terms)
+
+
+def search_query(query: Query) -> SearchQuery:
+    return SearchQuery(websearch_text(query), search_type="websearch", config=CONFIG)
+
+
+def ranked_ids(query: Query, rooms: QuerySet[Room], *, offset: int, limit: int) -> list[int]:
+    """Ids of the matching messages (not deleted) of these rooms, best first (ts_rank), then newest first."""
+    messages = Message.objects.filter(room_id__in=rooms.values("id"), deleted__isnull=True)
+    matches = messages.alias(vector=StoredVector()).filter(vector=search_query(query))
+    ranked = matches.annotate(rank=SearchRank(StoredVector(), search_query(query)))
+    return list(ranked.order_by("-rank", "-id").values_list("id", flat=True)[offset : offset + limit])
+
+
+def snippets(query: Query, ids: list[int]) -> dict[int, str]:
+    """id → the best passage of each message, its matched words between MARK_START and MARK_END
+    (ts_headline of the plain text: the markers, never HTML; the template escapes the rest)."""
+    # Marker characters in a body itself are dropped first (a message cannot forge a match), then < and > are
+    # swapped for stand-ins: ts_headline would drop whatever looks like a tag (snippet_parts swaps them back).
+    body = F("body")
+    for marker in MARKERS:
+        body = Replace(body, Value(marker), Value(""))
+    body = Replace(Replace(body, Value("<"), Value(LESS_THAN)), Value(">"), Value(GREATER_THAN))
+    headline = SearchHeadline(
+        body,
+        search_query(query),
+        config=CONFIG,
+        start_sel=MARK_START,
+        stop_sel=MARK_END,
+        max_words=SNIPPET_WORDS,
+        min_words=SNIPPET_WORDS // 2,
+    )
+    rows = Message.objects.filter(pk__in=ids).annotate(snippet=headline).values_list("id", "snippet")
+    return dict(rows)
