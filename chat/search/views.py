@@ -24,12 +24,14 @@ def page_number(value: str | None) -> int:
 
 
 def room_to_search(name: str, reader) -> Room | None:
-    """The room a `room=` asks for, if the reader may read it (one they may not read answers as no room)."""
+    """The room a `room=` asks for, if it exists and the reader may read it: a closed room answers exactly as
+    one that does not exist (and a public name nobody has posted in has nothing to search)."""
     try:
         room_name_validator(name)
     except ValidationError:
         return None
-    return selectors.room_for_reader(name=name, user=reader)
+    room = selectors.room_for_reader(name=name, user=reader)
+    return room if room is not None and room.pk is not None else None
 
 
 @require_GET
