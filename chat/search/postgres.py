@@ -6,11 +6,12 @@ or the stemmed words would not meet. Changing it means a migration that regenera
 """
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVectorField
-from django.db.models import Expression, F, QuerySet, Value
+from django.db.models import Expression, F, Q, QuerySet, Value
 from django.db.models.functions import Replace
 
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from chat.search.query import Query
+from chat.search.scope import Scope
 from chat.search.snippets import GREATER_THAN, LESS_THAN, MARK_END, MARK_START, MARKERS, SNIPPET_WORDS
 
 CONFIG = "english"
@@ -38,11 +39,33 @@ def search_query(query: Query) -> SearchQuery:
     return SearchQuery(websearch_text(query), search_type="websearch", config=CONFIG)
 
 
-def ranked_ids(query: Query, rooms: QuerySet[Room], *, offset: int, limit: int) -> list[int]:
-    """Ids of the matching messages (not deleted) of these rooms, best first (ts_rank), then newest first."""
-    messages = Message.objects.filter(room_id__in=rooms.values("id"), deleted__isnull=True)
-    matches = messages.alias(vector=StoredVector()).filter(vector=search_query(query))
-    ranked = matches.annotate(rank=SearchRank(StoredVector(), search_query(query)))
+def scope_filter(scope: Scope) -> Q:
+    if scope.room_id is not None:
+        return Q(room_id=scope.room_id)
+    # A join on the room (a hash join after the index scan), not `room_id IN (rooms)`: with that, the planner
+    # may run the index scan once per room.
+    readable = Q(room__kind=Room.PUBLIC) if scope.public else Q(pk__in=[])
+    if scope.member_id is not None:
+        readable |= Q(room_id__in=Membership.objects.filter(user_id=scope.member_id).values("room_id"))
+    return readable
+
+
+def matching(query: Query, scope: Scope) -> QuerySet[Message]:
+    """The messages in scope (never a deleted one) whose vector matches the query."""
+    messages = Message.objects.filter(scope_filter(scope), deleted__isnull=True)
+    return messages.alias(vector=StoredVector()).filter(vector=search_query(query))
+
+
+def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
+    """The id of the `candidates`-th newest match (0 if there are fewer): only matches from there on are ranked."""
+    ids = matching(query, scope).order_by("-id").values_list("id", flat=True)[candidates - 1 : candidates]
+    return next(iter(ids), 0)
+
+
+def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, limit: int) -> list[int]:
+    """Ids of the matches from id `newest_from` on, best first (ts_rank), then newest first."""
+    ranked = matching(query, scope).filter(id__gte=newest_from)
+    ranked = ranked.annotate(rank=SearchRank(StoredVector(), search_query(query)))
     return list(ranked.order_by("-rank", "-id").values_list("id", flat=True)[offset : offset + limit])
 
 

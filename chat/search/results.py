@@ -6,22 +6,21 @@ reader may read it). Never a deleted message: its text is erased, so the index n
 query asks for `deleted IS NULL` besides.
 """
 
-import operator
 from dataclasses import dataclass
-from functools import reduce
 from types import ModuleType
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Q, QuerySet
 
 from chat.accounts.access import may_read_public
-from chat.models import Membership, Message, Room
+from chat.models import Message, Room
 from chat.search import query as parsing
+from chat.search.scope import Scope
 from chat.search.snippets import snippet_parts
 
 RESULTS_PER_PAGE = 20
 MAX_PAGES = 50  # ranked pages are OFFSET pages: deeper than this, refine the words instead
+CANDIDATES = RESULTS_PER_PAGE * MAX_PAGES  # the newest matches that are ranked (see message_search)
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,11 @@ def backend() -> ModuleType | None:
     return None
 
 
-def rooms_readable(*, user: AbstractBaseUser | AnonymousUser | None) -> QuerySet[Room]:
+def readable_scope(*, user: AbstractBaseUser | AnonymousUser | None) -> Scope:
     """Every room this reader may read: public rooms (unless CHAT_PUBLIC_READ keeps them from visitors), and
     their own private rooms and direct conversations."""
-    readable = [Q(kind=Room.PUBLIC)] if may_read_public(user) else []
-    if user is not None and user.is_authenticated:
-        readable.append(Q(pk__in=Membership.objects.filter(user_id=user.pk).values("room_id")))
-    return Room.objects.filter(reduce(operator.or_, readable)) if readable else Room.objects.none()
+    member_id = user.pk if user is not None and user.is_authenticated else None
+    return Scope(public=bool(may_read_public(user)), member_id=member_id)
 
 
 def message_search(
@@ -69,11 +66,14 @@ def message_search(
     page = min(max(page, 1), MAX_PAGES)
     if room is not None and room.pk is None:  # a public room nobody has posted in yet
         return ResultPage(results=[], number=page, has_next=False)
-    rooms = Room.objects.filter(pk=room.pk) if room is not None else rooms_readable(user=user)
-    if search is None or rooms.query.is_empty():
+    scope = Scope(room_id=room.pk) if room is not None else readable_scope(user=user)
+    if search is None or scope.empty:
         return ResultPage(results=[], number=page, has_next=False)
     offset = (page - 1) * RESULTS_PER_PAGE
-    ids = search.ranked_ids(query, rooms, offset=offset, limit=RESULTS_PER_PAGE + 1)
+    # A word in thousands of messages: its newest CANDIDATES are ranked, so the first page costs the same in a
+    # million messages as in ten thousand (more words narrow it down).
+    newest_from = search.newest_from(query, scope, candidates=CANDIDATES)
+    ids = search.ranked_ids(query, scope, newest_from=newest_from, offset=offset, limit=RESULTS_PER_PAGE + 1)
     has_next = len(ids) > RESULTS_PER_PAGE and page < MAX_PAGES
     ids = ids[:RESULTS_PER_PAGE]
     messages = Message.objects.filter(pk__in=ids).select_related("room", "author").in_bulk()

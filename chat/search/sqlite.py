@@ -7,10 +7,10 @@ Ranked by bm25() (lower is better), snippets by snippet() with private-use marke
 """
 
 from django.db import connection
-from django.db.models import QuerySet
 
 from chat.models import Room
 from chat.search.query import Query
+from chat.search.scope import Scope
 from chat.search.snippets import MARK_END, MARK_START, SNIPPET_WORDS
 
 TABLE = "chat_message_fts"
@@ -31,16 +31,46 @@ def match_text(query: Query) -> str:
     return expression
 
 
-def ranked_ids(query: Query, rooms: QuerySet[Room], *, offset: int, limit: int) -> list[int]:
-    """Ids of the matching messages (not deleted) of these rooms, best first (bm25), then newest first."""
-    rooms_sql, rooms_params = rooms.values("id").query.sql_with_params()
-    sql = f"""
-        SELECT m.id FROM {TABLE} JOIN chat_message m ON m.id = {TABLE}.rowid
-        WHERE {TABLE} MATCH %s AND m.deleted IS NULL AND m.room_id IN ({rooms_sql})
-        ORDER BY bm25({TABLE}), m.id DESC LIMIT %s OFFSET %s
-    """
+def scope_sql(scope: Scope) -> tuple[str, list]:
+    """The condition on the message `m` for this scope (SQLite builds the room list once for the IN)."""
+    if scope.room_id is not None:
+        return "m.room_id = %s", [scope.room_id]
+    rooms, params = [], []
+    if scope.public:
+        rooms.append("SELECT id FROM chat_room WHERE kind = %s")
+        params.append(Room.PUBLIC)
+    if scope.member_id is not None:
+        rooms.append("SELECT room_id FROM chat_membership WHERE user_id = %s")
+        params.append(scope.member_id)
+    return f"m.room_id IN ({' UNION '.join(rooms) or 'SELECT NULL'})", params
+
+
+def matching_sql(query: Query, scope: Scope) -> tuple[str, list]:
+    """FROM and WHERE of the messages in scope (never a deleted one) that match the query."""
+    condition, params = scope_sql(scope)
+    sql = f"""FROM {TABLE} JOIN chat_message m ON m.id = {TABLE}.rowid
+        WHERE {TABLE} MATCH %s AND m.deleted IS NULL AND {condition}"""
+    return sql, [match_text(query), *params]
+
+
+def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
+    """The id of the `candidates`-th newest match (0 if there are fewer): only matches from there on are ranked.
+    FTS5 walks its index newest first for this, and stops there."""
+    matching, params = matching_sql(query, scope)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [match_text(query), *rooms_params, limit, offset])
+        sql = f"SELECT m.id {matching} ORDER BY {TABLE}.rowid DESC LIMIT 1 OFFSET %s"
+        cursor.execute(sql, [*params, candidates - 1])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, limit: int) -> list[int]:
+    """Ids of the matches from id `newest_from` on, best first (bm25), then newest first."""
+    matching, params = matching_sql(query, scope)
+    sql = f"""SELECT m.id {matching} AND {TABLE}.rowid >= %s
+        ORDER BY bm25({TABLE}), m.id DESC LIMIT %s OFFSET %s"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, newest_from, limit, offset])
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -123,6 +123,14 @@ def test_pages_follow_one_another_without_repeats(room, alice):
     assert len(ids) == len(set(ids)) == RESULTS_PER_PAGE + 5
 
 
+def test_a_word_in_very_many_messages_ranks_its_newest_matches(room, alice, monkeypatch):
+    monkeypatch.setattr("chat.search.results.CANDIDATES", 3)
+    post_message(room, alice, "status status status status")  # the best match, but older than 3 others
+    for n in range(3):
+        post_message(room, alice, f"status {n}")
+    assert found("status") == ["status 2", "status 1", "status 0"]
+
+
 @pytest.mark.parametrize("text", ["a", " ", "x" * 201, "---", '"" -"x"', "-only"])
 def test_no_search_gets_a_reason(text):
     with pytest.raises(QueryError):
