@@ -3,7 +3,7 @@
 PostgreSQL: a stored generated tsvector column (the 'english' configuration, as chat/search/postgres.py
 queries it) and a GIN index on it. Adding the column rewrites the table once, computing every row's vector.
 
-SQLite: an FTS5 table over the bodies (external content: the index only) with triggers that keep it in step
+SQLite: an FTS5 table over the bodies and room ids (external content: the index only) with triggers that keep it in step
 with every insert, edit and delete, then filled from the existing messages ('rebuild').
 
 Other databases: nothing (search is not offered there).
@@ -22,15 +22,19 @@ POSTGRES_REVERSE = [
 ]
 
 SQLITE = [
-    "CREATE VIRTUAL TABLE chat_message_fts USING fts5(body, content='chat_message', content_rowid='id',"
+    # The room's id is indexed too (a token of its own column), so a search within one room is an AND of two
+    # lists in the index rather than a check of every match's room.
+    "CREATE VIRTUAL TABLE chat_message_fts USING fts5(body, room_id, content='chat_message', content_rowid='id',"
     " tokenize='porter unicode61 remove_diacritics 2')",
     "CREATE TRIGGER chat_message_fts_insert AFTER INSERT ON chat_message BEGIN"
-    " INSERT INTO chat_message_fts(rowid, body) VALUES (new.id, new.body); END",
+    " INSERT INTO chat_message_fts(rowid, body, room_id) VALUES (new.id, new.body, new.room_id); END",
     "CREATE TRIGGER chat_message_fts_delete AFTER DELETE ON chat_message BEGIN"
-    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body) VALUES ('delete', old.id, old.body); END",
-    "CREATE TRIGGER chat_message_fts_update AFTER UPDATE OF body ON chat_message BEGIN"
-    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body) VALUES ('delete', old.id, old.body);"
-    " INSERT INTO chat_message_fts(rowid, body) VALUES (new.id, new.body); END",
+    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body, room_id)"
+    " VALUES ('delete', old.id, old.body, old.room_id); END",
+    "CREATE TRIGGER chat_message_fts_update AFTER UPDATE OF body, room_id ON chat_message BEGIN"
+    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body, room_id)"
+    " VALUES ('delete', old.id, old.body, old.room_id);"
+    " INSERT INTO chat_message_fts(rowid, body, room_id) VALUES (new.id, new.body, new.room_id); END",
     "INSERT INTO chat_message_fts(chat_message_fts) VALUES ('rebuild')",
 ]
 SQLITE_REVERSE = [

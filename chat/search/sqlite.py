@@ -1,9 +1,11 @@
-"""Search on SQLite: an FTS5 table, chat_message_fts, over the messages' bodies (external content: it holds
-the index, not a second copy of the text), kept in step by triggers on chat_message (migration 0009).
+"""Search on SQLite: an FTS5 table, chat_message_fts, over the messages' bodies and room ids (external
+content: it holds the index, not a second copy of the text), kept in step by triggers on chat_message
+(migration 0009).
 
-The MATCH expression is built from the parsed words only: each term an FTS5 string ("…", the words joined
-by spaces: a phrase), so no operator, column filter, prefix `*`, `^` or NEAR the user types reaches FTS5.
-Ranked by bm25() (lower is better), snippets by snippet() with private-use markers.
+The MATCH expression is built from the parsed words only: each term an FTS5 string of the body column
+(`body : "…"`, the words joined by spaces: a phrase), so no operator, column filter, prefix `*`, `^` or
+NEAR the user types reaches FTS5. Ranked by bm25() of the body (lower is better), snippets by snippet()
+with private-use markers.
 """
 
 from django.db import connection
@@ -19,15 +21,18 @@ TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 
 def fts_string(words: tuple[str, ...]) -> str:
-    # Words are letters and digits only (query.py): no double quote to escape; a phrase is a string of several.
-    return '"' + " ".join(words) + '"'
+    """A phrase of the body column. Words are letters and digits only (query.py): no double quote to escape."""
+    return 'body : "' + " ".join(words) + '"'
 
 
-def match_text(query: Query) -> str:
-    """The FTS5 expression: every included term, AND, then each excluded one after NOT (FTS5's NOT is binary)."""
+def match_text(query: Query, *, room_id: int | None = None) -> str:
+    """The FTS5 expression: every included term, AND, then each excluded one after NOT (FTS5's NOT is binary);
+    within one room, AND that room's id (a token of the room_id column)."""
     expression = " AND ".join(fts_string(term.words) for term in query.included)
     for term in query.excluded:
         expression = f"({expression}) NOT {fts_string(term.words)}"
+    if room_id is not None:
+        expression = f'room_id : "{int(room_id)}" AND ({expression})'
     return expression
 
 
@@ -50,7 +55,7 @@ def matching_sql(query: Query, scope: Scope) -> tuple[str, list]:
     condition, params = scope_sql(scope)
     sql = f"""FROM {TABLE} JOIN chat_message m ON m.id = {TABLE}.rowid
         WHERE {TABLE} MATCH %s AND m.deleted IS NULL AND {condition}"""
-    return sql, [match_text(query), *params]
+    return sql, [match_text(query, room_id=scope.room_id), *params]
 
 
 def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
@@ -68,7 +73,7 @@ def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, lim
     """Ids of the matches from id `newest_from` on, best first (bm25), then newest first."""
     matching, params = matching_sql(query, scope)
     sql = f"""SELECT m.id {matching} AND {TABLE}.rowid >= %s
-        ORDER BY bm25({TABLE}), m.id DESC LIMIT %s OFFSET %s"""
+        ORDER BY bm25({TABLE}, 1.0, 0.0), m.id DESC LIMIT %s OFFSET %s"""
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, newest_from, limit, offset])
         return [row[0] for row in cursor.fetchall()]
