@@ -11,41 +11,7 @@ from chat.search import postgres, sqlite
 from chat.search.query import MAX_TERMS, NO_WORDS, TOO_LONG, TOO_SHORT, QueryError, Term, query_parse
 from chat.search.results import message_search
 from tests.support.in_process import post_message
-
-HOSTILE = [
-    '"unbalanced',
-    'unbalanced"',
-    "(unbalanced",
-    "unbalanced)",
-    '"a" "b',
-    "NEAR(a b)",
-    "NEAR(a b, 2)",
-    "a*",
-    "*",
-    "^a",
-    "body:a",
-    "{body}: a",
-    "a OR b",
-    "a AND NOT b",
-    "'; DROP TABLE chat_message; --",
-    "1' OR '1'='1",
-    "a\0b",
-    "\0\0",
-    "ab\ud800cd",
-    "\udfff lone",
-    "a & b | !c <-> d",
-    "a:* & b",
-    "\\",
-    "%_%",
-    "-",
-    "--",
-    '-"',
-    '""',
-    "x" * 5000,
-    "word " * 60,
-    "ab" + "\u0301" * 10,
-    "émoji 🎉 中文 검색",
-]
+from tests.support.search_text import HOSTILE
 
 
 def test_words_phrases_and_exclusions():

@@ -11,8 +11,8 @@ from django.test import Client
 from chat import services
 from chat.protection.limits import SEARCHING_TOO_FAST
 from chat.search.query import TOO_LONG, TOO_SHORT
-from tests.search.test_query import HOSTILE
 from tests.support.in_process import post_message
+from tests.support.search_text import HOSTILE
 
 pytestmark = pytest.mark.django_db
 
