@@ -19,7 +19,9 @@ settings (DJANGO_DEBUG=0; the search limits raised out of the way), the bench
 3. measures the table before the migration and what the index adds (PostgreSQL: the table's growth, the
    tsvector column, plus the GIN index; SQLite: the FTS5 table's pages, from dbstat);
 4. requests, through Django's test Client (middleware, view, selector, template), the first page of
-   /search/ for a rare word (rank 5,000: ~1 message in 10,000), a common word (rank 3: in ~1 message in 4),
+   /search/ for a rare word (rank 5,000: ~1 message in 10,000, so 1 result at 10,000 and a full page of
+   20 at 1,000,000), a made-up name planted in exactly 5 messages at every size (the same page at both
+   sizes: what the index costs alone), a common word (rank 3: in ~1 message in 4),
    the two-word phrase, and the common word within one room (/search/?room=…), after --warmup rounds
    --runs timed rounds, interleaved; prints the median (and the fastest) of each.
 
@@ -50,6 +52,8 @@ VOCABULARY = 20_000
 ZIPF_S = 1.07
 PHRASE_EVERY = 1000
 RARE_RANK, COMMON_RANK, PHRASE_RANKS = 5000, 3, (300, 301)
+# A name in exactly PLANTED messages at every size (spread evenly): the index's cost with the page's alike.
+PLANTED_WORD, PLANTED = "quorvexian", 5
 TARGET_RATIO, TARGET_COMMON_MS, TARGET_INDEX_RATIO = 2.0, 300.0, 1.5
 SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
 
@@ -102,7 +106,11 @@ def bodies(count: int, words: list[str]):
     for n, length in enumerate(lengths):
         text = " ".join(words[i] for i in drawn[start : start + length])
         start += length
-        yield f"{text} {phrase}" if n % PHRASE_EVERY == PHRASE_EVERY // 2 else text
+        if n % PHRASE_EVERY == PHRASE_EVERY // 2:
+            text = f"{text} {phrase}"
+        if n % (count // PLANTED) == count // PLANTED // 2:
+            text = f"{PLANTED_WORD} {text}"
+        yield text
 
 
 def store(count: int, words: list[str]) -> dict[str, Any]:
@@ -189,12 +197,14 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     phrase = f'"{words[PHRASE_RANKS[0] - 1]} {words[PHRASE_RANKS[1] - 1]}"'
     queries = {
         "rare word": {"q": words[RARE_RANK - 1]},
+        "5-message word": {"q": PLANTED_WORD},
         "common word": {"q": words[COMMON_RANK - 1]},
         "phrase": {"q": phrase},
         "common, one room": {"q": words[COMMON_RANK - 1], "room": stored["room"]},
     }
     client = Client()
     timings: dict[str, list[float]] = {name: [] for name in queries}
+    shown_by_name: dict[str, int] = {}
     problems: dict[str, str] = {}
     for round_ in range(args.warmup + args.runs):
         for name, params in queries.items():
@@ -204,6 +214,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             if round_ == 0:
                 html = response.content.decode()
                 shown = html.count('class="search-result"')
+                shown_by_name[name] = shown
                 if response.status_code != 200:
                     problems[name] = f"HTTP {response.status_code}"
                 elif name != "rare word" and shown == 0:
@@ -220,7 +231,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "table_mb": before["table_mb"],
         "index_mb": index_mb,
         "rows": {
-            name: {"median_ms": statistics.median(v) * 1000, "min_ms": min(v) * 1000} for name, v in timings.items()
+            name: {"median_ms": statistics.median(v) * 1000, "min_ms": min(v) * 1000, "shown": shown_by_name[name]}
+            for name, v in timings.items()
         },
         "problems": problems,
     }
@@ -278,9 +290,11 @@ def table(results: list[dict[str, Any]], sizes: list[int]) -> tuple[str, list[st
         for name in by_size[small]["rows"]:
             cells = [by_size[s]["rows"][name] for s in sizes]
             ratio = cells[-1]["median_ms"] / cells[0]["median_ms"]
-            text = "".join(format(f"{c['median_ms']:.1f} ({c['min_ms']:.1f})", ">22") for c in cells)
+            text = "".join(
+                format(f"{c['median_ms']:.1f} ({c['min_ms']:.1f}) [{c.get('shown', '?')}]", ">26") for c in cells
+            )
             print(f"{database:<11}{name:<18}{text}  {ratio:.2f}x", file=out)
-            if name in {"rare word", "phrase"}:
+            if name in {"rare word", "5-message word", "phrase"}:
                 verdict = "yes" if ratio <= TARGET_RATIO else "NO"
                 verdicts.append(f"{database} {name}: big/small <= {TARGET_RATIO}x: {verdict}")
             if name == "common word" and big >= 1_000_000:
