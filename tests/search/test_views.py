@@ -113,6 +113,7 @@ def test_sign_in_required_sends_visitors_to_log_in(room, alice, settings):
     post_message(room, alice, "members only")
     answer = client_of().get("/search/", {"q": "members"})
     assert answer.status_code == 302 and answer["Location"].startswith("/accounts/login/")
+    assert "site-search" not in client_of().get("/accounts/login/").content.decode()  # nothing to search
     assert "<mark>members</mark>" in client_of(alice).get("/search/", {"q": "members"}).content.decode()
 
 
