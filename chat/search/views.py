@@ -60,6 +60,8 @@ def search(request: HtmxHttpRequest) -> HttpResponse:
         "page": page,
         "first_number": (page.number - 1) * RESULTS_PER_PAGE + 1 if page else 1,
         "note": note,
+        # The header box's results under it, on a page other than the search page.
+        "preview": request.htmx.target == "search-preview",
     }
     if request.htmx and not request.htmx.history_restore_request:
         # htmx swaps only 2xx answers: a note comes back as the results region, 200.

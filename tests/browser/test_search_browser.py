@@ -1,11 +1,12 @@
-"""In Chromium: the search box in the site header, with JavaScript (results as you type) and without (the
-form submits), a result's link to the message in its place, and no WCAG violations on the search page."""
+"""In Chromium: the search box in the site header, with JavaScript (results as you type: on the search page,
+under the box elsewhere) and without (the form submits), a result's link to the message in its place, and no
+WCAG violations on the search page."""
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from tests.support.live import seed_messages, unique
+from tests.support.live import open_room, seed_messages, unique
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +59,21 @@ def test_with_javascript_results_follow_the_typing_without_a_page_load(new_page,
     box.fill("x")
     expect(page.locator("#search-results")).to_contain_text("Type at least 2 characters")
     assert page.evaluate("() => window.notReloaded") is True
+
+
+def test_on_any_page_results_open_under_the_box_and_the_page_stays(new_page, daphne_server, seeded):
+    page = new_page()
+    socket = open_room(page, seeded["room"])
+    preview = page.locator("#search-preview")
+    expect(preview).to_be_hidden()
+    page.locator("#site-search-q").press_sequentially(seeded["word"], delay=20)
+
+    expect(preview.locator(".search-result")).to_have_count(20)
+    expect(preview.get_by_role("link", name="All results")).to_be_visible()
+    assert page.url.endswith(f"/chat/{seeded['room']}/") and not socket.is_closed()  # still the live room
+    expect(page.locator("#site-search-q")).to_be_focused()
+    page.locator("#site-search-q").fill("")
+    expect(preview).to_be_hidden()
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])

@@ -25,11 +25,27 @@ def client_of(user=None) -> Client:
 
 
 def test_the_search_box_is_on_every_page(room, alice):
-    for path in ["/", f"/chat/{room.name}/", "/accounts/login/"]:
+    for path in ["/", f"/chat/{room.name}/", "/accounts/login/", "/search/"]:
         page = client_of().get(path).content.decode()
-        assert re.search(r'<form class="site-search" role="search"[^>]*method="get" action="/search/"', page), path
-    # The live version only on the search page (elsewhere there is no results region to swap).
-    assert "hx-get" not in re.search(r'<input id="site-search-q"[^>]*>', client_of().get("/").content.decode())[0]
+        form = r'<form role="search" aria-label="Search messages" method="get" action="/search/">'
+        assert re.search(form, page), path
+    # As you type: on the search page into its results (and the address bar); elsewhere into a preview under the box.
+    box = re.compile(r'<input id="site-search-q"[^>]*>', re.S)
+    lobby = client_of().get("/").content.decode()
+    assert 'hx-target="#search-preview"' in box.search(lobby)[0] and 'id="search-preview"' in lobby
+    search = client_of().get("/search/").content.decode()
+    assert 'hx-target="#search-results" hx-push-url="true"' in box.search(search)[0]
+    assert 'id="search-preview"' not in search
+
+
+def test_the_preview_is_the_first_page_and_a_link_to_all_results(room, alice):
+    for n in range(25):
+        post_message(room, alice, f"preview {n}")
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "search-preview"}
+    answer = client_of().get("/search/", {"q": "preview"}, **headers).content.decode()
+    assert answer.count('class="search-result"') == 20
+    assert '<a href="/search/?q=preview">All results</a>' in answer and 'rel="next"' not in answer
+    assert "<" not in client_of().get("/search/", {"q": ""}, **headers).content.decode().replace("{#", "")
 
 
 def test_results_link_to_the_message_in_its_place(room, alice):
