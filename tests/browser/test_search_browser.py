@@ -13,6 +13,11 @@ pytestmark = pytest.mark.browser
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
+def violations(page) -> list[str]:
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]})
+    return [f"{item['id']}: {[node['target'] for node in item['nodes']]}" for item in results.response["violations"]]
+
+
 @pytest.fixture
 def seeded(shared_daphne) -> dict[str, str]:
     """A public room whose messages hold a word of this test's own, one of them twice."""
@@ -72,6 +77,7 @@ def test_on_any_page_results_open_under_the_box_and_the_page_stays(new_page, dap
     expect(preview.get_by_role("link", name="All results")).to_be_visible()
     assert page.url.endswith(f"/chat/{seeded['room']}/") and not socket.is_closed()  # still the live room
     expect(page.locator("#site-search-q")).to_be_focused()
+    assert violations(page) == []
     page.locator("#site-search-q").fill("")
     expect(preview).to_be_hidden()
 
