@@ -76,7 +76,8 @@ def message_search(
     ids = search.ranked_ids(query, scope, newest_from=newest_from, offset=offset, limit=RESULTS_PER_PAGE + 1)
     has_next = len(ids) > RESULTS_PER_PAGE and page < MAX_PAGES
     ids = ids[:RESULTS_PER_PAGE]
-    messages = Message.objects.filter(pk__in=ids).select_related("room", "author").in_bulk()
+    # Deleted since the ranking (a moment ago) or not: never shown.
+    messages = Message.objects.filter(pk__in=ids, deleted__isnull=True).select_related("room", "author").in_bulk()
     snippets = search.snippets(query, ids)
     results = [
         Result(message=messages[pk], snippet=snippet_parts(snippets.get(pk) or messages[pk].body))

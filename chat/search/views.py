@@ -1,5 +1,6 @@
 """The search page, /search/?q=…[&room=…][&page=…]: a plain GET form without JavaScript; with htmx, the
-results alone as the reader types (the box in the site header, on this page, asks for them)."""
+results alone as the reader types (the box in the site header asks for them: into the search page's results,
+or into the preview under the box on any other page)."""
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
