@@ -1,11 +1,13 @@
 from django.urls import path
 
 from chat import views
+from chat.search import views as search_views
 
 app_name = "chat"
 
 urlpatterns = [
     path("", views.lobby, name="lobby"),
+    path("search/", search_views.search, name="search"),
     path("rooms/new/", views.room_new, name="room-new"),
     path("dm/<str:username>/", views.direct, name="direct"),
     path("chat/<str:room_name>/", views.room, name="room"),

@@ -220,6 +220,8 @@ CHAT_LIMITS = {
     "login_failures_per_account": "5/900",
     "login_failures_per_ip": "30/900",
     "signups_per_ip": "10/3600",
+    "searches_per_user": "60/60",
+    "searches_per_ip": "240/60",
     "sockets_per_user": "20",
     "sockets_per_ip": "200",
 }

@@ -37,6 +37,7 @@ SOCKET_COUNT_TTL = 3600
 SOCKET_COUNTER_CONNECTIONS = 4
 SOCKET_COUNTER_WAIT = 10.0
 POSTING_TOO_FAST = "You are posting too fast. Wait a minute, then send again."
+SEARCHING_TOO_FAST = "You are searching too fast. Wait a minute, then search again."
 
 
 _counters: BaseCache | None = None
@@ -124,6 +125,15 @@ def post_allowed(*, user: Any, ip: str | None) -> None:
         allowed = hit("posts_per_ip", ip) and allowed
     if not allowed:
         raise RateLimited(POSTING_TOO_FAST)
+
+
+def search_allowed(*, user: Any, ip: str | None) -> None:
+    """Searches per signed-in user and per client address (each letter typed may be one, debounced)."""
+    allowed = hit("searches_per_user", user.pk) if getattr(user, "is_authenticated", False) else True
+    if ip:
+        allowed = hit("searches_per_ip", ip) and allowed
+    if not allowed:
+        raise RateLimited(SEARCHING_TOO_FAST)
 
 
 async def socket_open(*, user: Any, ip: str) -> bool:

@@ -269,9 +269,10 @@ def rings(page: Page, tabs: int) -> list[dict[str, Any]]:
 def test_the_focus_ring_has_3_to_1_contrast_wherever_it_appears(page, daphne_server, seeded):
     log_in(page, seeded["user"])
     page.goto("/")
-    seen = rings(page, 6)  # brand, log out, room field, Enter (a blue button), room links
+    seen = rings(page, 8)  # brand, search box and button, log out, room field, Enter (a blue button), room links
     open_room(page, seeded["room"])
-    seen += rings(page, 8)  # skip link, brand, log out, lobby link, links in messages (on white)
+    # skip link, brand, the header's search, log out, lobby link, the room's search, links in messages (on white)
+    seen += rings(page, 12)
     page.locator("#compose-message").focus()
     page.keyboard.press("Tab")  # Send
     seen.append(page.evaluate(RING))

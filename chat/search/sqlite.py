@@ -1,0 +1,93 @@
+"""Search on SQLite: an FTS5 table, chat_message_fts, over the messages' bodies and room ids (external
+content: it holds the index, not a second copy of the text), kept in step by triggers on chat_message
+(migration 0009).
+
+The MATCH expression is built from the parsed words only: each term an FTS5 string of the body column
+(`body : "…"`, the words joined by spaces: a phrase), so no operator, column filter, prefix `*`, `^` or
+NEAR the user types reaches FTS5. Ranked by bm25() of the body (lower is better), snippets by snippet()
+with private-use markers.
+"""
+
+from django.db import connection
+
+from chat.models import Room
+from chat.search.query import Query
+from chat.search.scope import Scope
+from chat.search.snippets import MARK_END, MARK_START, SNIPPET_WORDS
+
+TABLE = "chat_message_fts"
+# Porter stemming over unicode61 (letters and digits of any script, diacritics folded).
+TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+
+def fts_string(words: tuple[str, ...]) -> str:
+    """A phrase of the body column. Words are letters and digits only (query.py): no double quote to escape."""
+    return 'body : "' + " ".join(words) + '"'
+
+
+def match_text(query: Query, *, room_id: int | None = None) -> str:
+    """The FTS5 expression: every included term, AND, then each excluded one after NOT (FTS5's NOT is binary);
+    within one room, AND that room's id (a token of the room_id column)."""
+    expression = " AND ".join(fts_string(term.words) for term in query.included)
+    for term in query.excluded:
+        expression = f"({expression}) NOT {fts_string(term.words)}"
+    if room_id is not None:
+        expression = f'room_id : "{int(room_id)}" AND ({expression})'
+    return expression
+
+
+def scope_sql(scope: Scope) -> tuple[str, list]:
+    """The condition on the message `m` for this scope (SQLite builds the room list once for the IN)."""
+    if scope.room_id is not None:
+        return "m.room_id = %s", [scope.room_id]
+    rooms, params = [], []
+    if scope.public:
+        rooms.append("SELECT id FROM chat_room WHERE kind = %s")
+        params.append(Room.PUBLIC)
+    if scope.member_id is not None:
+        rooms.append("SELECT room_id FROM chat_membership WHERE user_id = %s")
+        params.append(scope.member_id)
+    return f"m.room_id IN ({' UNION '.join(rooms) or 'SELECT NULL'})", params
+
+
+def matching_sql(query: Query, scope: Scope) -> tuple[str, list]:
+    """FROM and WHERE of the messages in scope (never a deleted one) that match the query."""
+    condition, params = scope_sql(scope)
+    sql = f"""FROM {TABLE} JOIN chat_message m ON m.id = {TABLE}.rowid
+        WHERE {TABLE} MATCH %s AND m.deleted IS NULL AND {condition}"""
+    return sql, [match_text(query, room_id=scope.room_id), *params]
+
+
+def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
+    """The id of the `candidates`-th newest match (0 if there are fewer): only matches from there on are ranked.
+    FTS5 walks its index newest first for this, and stops there."""
+    matching, params = matching_sql(query, scope)
+    with connection.cursor() as cursor:
+        sql = f"SELECT m.id {matching} ORDER BY {TABLE}.rowid DESC LIMIT 1 OFFSET %s"
+        cursor.execute(sql, [*params, candidates - 1])
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, limit: int) -> list[int]:
+    """Ids of the matches from id `newest_from` on, best first (bm25), then newest first."""
+    matching, params = matching_sql(query, scope)
+    sql = f"""SELECT m.id {matching} AND {TABLE}.rowid >= %s
+        ORDER BY bm25({TABLE}, 1.0, 0.0), m.id DESC LIMIT %s OFFSET %s"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, newest_from, limit, offset])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def snippets(query: Query, ids: list[int]) -> dict[int, str]:
+    """id → the best passage of each message, its matched words between MARK_START and MARK_END."""
+    if not ids:
+        return {}
+    marks = ", ".join(["%s"] * len(ids))
+    sql = f"""
+        SELECT rowid, snippet({TABLE}, 0, %s, %s, '…', %s) FROM {TABLE}
+        WHERE {TABLE} MATCH %s AND rowid IN ({marks})
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [MARK_START, MARK_END, SNIPPET_WORDS, match_text(query), *ids])
+        return dict(cursor.fetchall())
