@@ -96,6 +96,7 @@ def message_from_event(event: dict[str, Any]) -> Message:
         created=when("created"),
         edited=when("edited"),
         deleted=when("deleted"),
+        mentioned=event.get("mentioned") or [],
     )
     message.author = author
     return message
@@ -214,3 +215,11 @@ def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[Any]]:
         "room_entries": [entry for entry in entries if not entry.direct],
         "direct_entries": [entry for entry in entries if entry.direct],
     }
+
+
+def mention_notice(*, event: dict[str, Any]) -> str:
+    """A mention notice for the pages of everyone the message mentions: the same frame for all of them."""
+    notice = {key: event[key] for key in ("message", "room", "author", "direct")}
+    return rendered.get(("notice", event["message"], event["author"]), lambda: render_to_string(
+        "chat/oob/_mention_notice.html", {"notice": notice}
+    ))
