@@ -220,6 +220,7 @@ def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[Any]]:
 def mention_notice(*, event: dict[str, Any]) -> str:
     """A mention notice for the pages of everyone the message mentions: the same frame for all of them."""
     notice = {key: event[key] for key in ("message", "room", "author", "direct")}
-    return rendered.get(("notice", event["message"], event["author"]), lambda: render_to_string(
-        "chat/oob/_mention_notice.html", {"notice": notice}
-    ))
+    return rendered.get(
+        ("notice", event["message"], event["author"]),
+        lambda: render_to_string("chat/oob/_mention_notice.html", {"notice": notice}),
+    )

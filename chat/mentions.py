@@ -19,7 +19,7 @@ from chat import linkify
 
 MAX_PEOPLE = 20  # people one message may notify
 NAME_MAX_LENGTH = 150  # Django's username
-_CANDIDATE = re.compile(r"(?<![\w.@/+`-])@([\w.+-]{1,%d})" % NAME_MAX_LENGTH)
+_CANDIDATE = re.compile(rf"(?<![\w.@/+`-])@([\w.+-]{{1,{NAME_MAX_LENGTH}}})")
 _CODE = re.compile(r"`[^`\n]*`")
 _TRAILING = ".+-"
 

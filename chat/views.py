@@ -466,6 +466,7 @@ def mention_seen(request: HtmxHttpRequest, message_pk: int) -> HttpResponse:
     if request.htmx:
         return HttpResponse("")
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    own_site = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
+    if not own_site:
         target = reverse("chat:mentions")
     return redirect(target)

@@ -18,5 +18,5 @@ def link_segments(body: str) -> list[linkify.Segment]:
 def body_segments(message: Message) -> list[mentions.Segment]:
     """The message's text as text, URL and mention segments (chat/mentions.py), by the people it was saved as
     mentioning; the template renders and escapes them."""
-    people = {str(name).lower(): str(name) for _, name in (message.mentioned or [])}
+    people = {str(name).lower(): str(name) for _, name in (getattr(message, "mentioned", None) or [])}
     return mentions.segments(message.body, mentioned=people)
