@@ -352,8 +352,9 @@ class InboxPage:
         return self.mentions[-1].message_id if self.mentions else None
 
 
-def mention_inbox(*, user: AbstractBaseUser, before: int | None = None, limit: int = INBOX_LENGTH) -> InboxPage:
+def mention_inbox(*, user: AbstractBaseUser, before: int | None = None, limit: int | None = None) -> InboxPage:
     """The messages that mention the user, newest first, by keyset on the message id (`before`: older than it)."""
+    limit = limit or INBOX_LENGTH
     mentions = mentions_readable(user_ids={user.pk}).select_related("message__author", "room")
     if before is not None:
         mentions = mentions.filter(message_id__lt=before)

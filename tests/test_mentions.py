@@ -1,9 +1,8 @@
 """Finding `@name` in a message's text (chat/mentions.py) and rendering it (templates/chat/_message_body.html)."""
 
 import pytest
-from django.template.loader import render_to_string
-
 from django.contrib.auth.models import User
+from django.template.loader import render_to_string
 
 from chat import mentions
 from chat.models import Message
