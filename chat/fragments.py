@@ -205,7 +205,7 @@ def typing_list(names: tuple[str, ...]) -> str:
 
 def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:
     """`#rooms` (and a signed-in reader's `#direct`): the lobby's lists, in the reader's time zone."""
-    context = {**lobby_lists(entries), "signed_in": signed_in}
+    context = {**lobby_lists(entries), "signed_in": signed_in, "mention_total": sum(e.mentions for e in entries)}
     return render_in(zone_name, "chat/oob/_lobby_rooms.html", context)
 
 

@@ -327,6 +327,11 @@ def mention_notices(*, user: AbstractBaseUser, outside: str | None = None, limit
     return [Notice(pk, room, author, kind == Room.DIRECT) for pk, room, author, kind in rows]
 
 
+def mention_total(*, user: AbstractBaseUser) -> int:
+    """The user's unread mentions in every room (the count in a live page's title)."""
+    return mentions_unread(user_ids={user.pk}).count() if user.is_authenticated else 0
+
+
 def mention_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int, int], int]:
     """(user id, room id) → the user's unread mentions there, in one query for every reader."""
     if not user_ids or not room_ids:

@@ -128,7 +128,11 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
 def notices_context(request: HttpRequest, *, outside: str | None = None) -> dict[str, Any]:
     """A live page's mention notices (those of the room it shows are read by opening it), and where
     dismissing one without JavaScript comes back to."""
-    return {"notices": selectors.mention_notices(user=request.user, outside=outside), "next": request.get_full_path()}
+    return {
+        "notices": selectors.mention_notices(user=request.user, outside=outside),
+        "mention_total": selectors.mention_total(user=request.user),
+        "next": request.get_full_path(),
+    }
 
 
 def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | None) -> HttpResponse:

@@ -175,3 +175,14 @@ def test_the_readers_stylesheet_highlights_the_messages_that_mention_them_not_th
     css = client_of(ben).get("/accounts/me.css").text
     assert f"li.message.mentions-{ben.pk}:not(.by-{ben.pk}) {{" in css
     assert "mentions-" not in Client().get("/accounts/me.css").text
+
+
+def test_a_live_pages_title_counts_the_readers_unread_mentions(people):
+    post(Room.objects.create(name="design"), people["ann"], "@ben one")
+    post(Room.objects.create(name="ops"), people["ann"], "@ben two")
+    client = client_of(people["ben"])
+
+    assert '<title id="page-title">(2) Lobby · Chat</title>' in client.get("/").text
+    assert '<title id="page-title">(1) design · Chat</title>' in client.get("/chat/design/").text  # read by opening
+    assert '<title id="page-title">Mentions · Chat</title>' in client.get("/mentions/").text  # not a live page
+    assert '<title id="page-title">Lobby · Chat</title>' in client_of(people["cy"]).get("/").text

@@ -165,9 +165,7 @@ def test_a_removed_member_no_longer_has_the_rooms_mentions(people):
     services.member_remove(room=room, by=people["ann"], user=people["ben"])
 
     assert [m.message_id for m in selectors.mention_inbox(user=people["ben"]).mentions] == [public.pk]
-    assert selectors.mention_notices(user=people["ben"]) == [
-        selectors.Notice(public.pk, "open", "ann", direct=False)
-    ]
+    assert selectors.mention_notices(user=people["ben"]) == [selectors.Notice(public.pk, "open", "ann", direct=False)]
 
 
 def test_the_inbox_is_newest_first_by_keyset(room, people):
