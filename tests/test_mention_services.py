@@ -203,20 +203,21 @@ def test_seeing_someone_elses_mention_is_refused(room, people):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_notice_event_tells_everyone_a_message_mentions(people, settings):
+def test_one_notice_event_tells_everyone_a_message_mentions(people):
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(SESSIONS_GROUP, channel)
     room = Room.objects.create(name="design")
     posted = post(room, people["ann"], "@ben @cy @ann")
 
-    async_to_sync(services.message_broadcast)(posted=posted)
+    async def heard() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(SESSIONS_GROUP, channel)
+        await services.message_broadcast(posted=posted)
+        return await layer.receive(channel)
 
-    event = async_to_sync(layer.receive)(channel)
-    assert event == {
+    assert async_to_sync(heard)() == {
         "type": "mention.notice",
         "users": [str(people["ben"].pk), str(people["cy"].pk)],
         "room": "design",
