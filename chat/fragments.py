@@ -224,3 +224,8 @@ def mention_notice(*, event: dict[str, Any]) -> str:
         ("notice", event["message"], event["author"]),
         lambda: render_to_string("chat/oob/_mention_notice.html", {"notice": notice}),
     )
+
+
+def mention_withdrawn(*, message_id: int) -> str:
+    """For the pages of the people an edit or a delete no longer mentions: the notice goes, if the page shows it."""
+    return render_to_string("chat/oob/_mention_withdrawn.html", {"message_id": message_id})

@@ -297,6 +297,8 @@ def changes_broadcast_on_commit(*, changes: list["Change"]) -> None:
             await change_broadcast(room_name=change.room_name, event=change.event)
             if change.notify:
                 await mention_notices.send(message=change.message, user_ids=change.notify)
+            if change.withdraw:
+                await mention_notices.send(message=change.message, user_ids=change.withdraw, withdrawn=True)
 
     if changes:
         transaction.on_commit(lambda: async_to_sync(broadcast)())
@@ -316,6 +318,7 @@ class Change:
     message: Message
     event: dict[str, Any]
     notify: tuple[int, ...] = ()  # people an edit newly mentions
+    withdraw: tuple[int, ...] = ()  # people an edit or delete no longer mentions (their notices go)
 
 
 def message_for_change(*, room: Room, message_id: int) -> Message:
@@ -376,10 +379,9 @@ def change_save(
     *, room: Room, message: Message, kind: str, mentioned_now: "Mentioned | None" = None, **fields: Any
 ) -> Change:
     """Save an edit (with the people its new text mentions) or a delete (which withdraws its mentions)."""
-    if kind == "delete":
+    if kind == "delete" or mentioned_now is None:
         mentioned_now = Mentioned(people=[], notify=[])
-    if mentioned_now is not None:
-        fields["mentioned"] = mentioned_now.people
+    fields["mentioned"] = mentioned_now.people
     try:
         with transaction.atomic():
             seq = Room.objects.select_for_update().values_list("last_seq", flat=True).get(pk=room.pk) + 1
@@ -388,14 +390,14 @@ def change_save(
             if not updated:
                 raise MessageGone("That message has been deleted.")
             Room.objects.filter(pk=room.pk).update(last_seq=seq)
-            added = mentions_replace(message=message, notify=mentioned_now.notify) if mentioned_now else []
+            added, withdrawn = mentions_replace(message=message, notify=mentioned_now.notify)
     except DatabaseError:
         logger.exception("saving a change to message %s failed", message.pk)
         raise ValidationError(COULD_NOT_SAVE.replace("message", "change")) from None
     for name, value in {"seq": seq, **fields}.items():
         setattr(message, name, value)
     event = change_event(message=message, kind=kind)
-    return Change(room_name=room.name, message=message, event=event, notify=tuple(added))
+    return Change(room_name=room.name, message=message, event=event, notify=tuple(added), withdraw=tuple(withdrawn))
 
 
 # Mentions (chat/mentions.py finds them in the text): resolved once when a message is saved or edited, in one
@@ -431,16 +433,16 @@ def mentions_resolve(*, room: Room, author: AbstractBaseUser, body: str) -> Ment
     return Mentioned(people=[list(person) for person in people], notify=notify)
 
 
-def mentions_replace(*, message: Message, notify: Collection[int]) -> list[int]:
+def mentions_replace(*, message: Message, notify: Collection[int]) -> tuple[list[int], list[int]]:
     """Make the message's Mention rows those of `notify` (in the caller's transaction): the ones still there keep
-    their state, the others are withdrawn. Returns the ids of the people newly mentioned."""
+    their state, the others are withdrawn. Returns the ids of the people newly mentioned, and of those withdrawn."""
     existing = set(Mention.objects.filter(message=message).values_list("user_id", flat=True))
     withdrawn = existing - set(notify)
     if withdrawn:
         Mention.objects.filter(message=message, user_id__in=withdrawn).delete()
     added = [pk for pk in notify if pk not in existing]
     Mention.objects.bulk_create([Mention(message=message, user_id=pk, room_id=message.room_id) for pk in added])
-    return added
+    return added, sorted(withdrawn)
 
 
 def mention_seen(*, user: AbstractBaseUser, message_id: int) -> bool:

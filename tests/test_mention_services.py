@@ -118,7 +118,7 @@ def test_an_edit_that_adds_a_mention_tells_only_the_new_person_and_one_that_remo
     assert again.notify == ()  # told once
 
     removed = edit(message, people["ann"], "just @cy")
-    assert removed.notify == ()
+    assert removed.notify == () and removed.withdraw == (people["ben"].pk,)
     assert mentioned(message) == {"cy"}
     assert Message.objects.get(pk=message.pk).mentioned == [[people["cy"].pk, "cy"]]
 
@@ -139,6 +139,7 @@ def test_a_delete_withdraws_its_mentions_from_the_inbox_and_the_counts(room, peo
 
     change = services.message_delete(room=room, message_id=message.pk, actor=people["ann"])
 
+    assert change.withdraw == (people["ben"].pk,)
     assert not Mention.objects.exists()
     assert change.event["mentioned"] == [] and Message.objects.get(pk=message.pk).mentioned == []
     assert selectors.mention_inbox(user=people["ben"]).mentions == []

@@ -83,6 +83,32 @@ async def test_an_edit_that_adds_a_mention_tells_the_new_person_once(connect, al
     assert notice_in(await frames_until(page, NOTICE, seconds=1)) is None
 
 
+async def test_an_edit_that_takes_the_mention_out_or_a_delete_removes_the_notice_from_open_pages(connect, alice, bob):
+    room = await database_sync_to_async(Room.objects.create)(name="design")
+    page = await connect("random", bob)
+    bystander = await connect("random", alice)
+
+    def post(text: str) -> int:
+        posted = services.message_post(room=room, author=alice, data={"message": text, "token": str(uuid4())})
+        services.message_broadcast_on_commit(posted=posted)
+        return posted.message.pk
+
+    def change(pk: int, text: str | None) -> None:
+        if text is None:
+            done = services.message_delete(room=room, message_id=pk, actor=alice)
+        else:
+            done = services.message_edit(room=room, message_id=pk, editor=alice, data={"message": text})
+        services.changes_broadcast_on_commit(changes=[done])
+
+    for body, text in [("@bob one", "one"), ("@bob two", None)]:  # an edit that takes it out, then a delete
+        pk = await database_sync_to_async(post)(body)
+        assert notice_in(await frames_until(page, NOTICE, seconds=2)) is not None
+        await database_sync_to_async(change)(pk, text)
+        gone = f'<div id="notice-{pk}" hx-swap-oob="delete"></div>'
+        assert gone in "".join(await frames_until(page, gone, seconds=2))
+    assert not any("notice-" in frame for frame in await frames_until(bystander, "notice-", seconds=0.5))
+
+
 # Two daphne processes on one database, linked only through a Redis of this module's own.
 
 
