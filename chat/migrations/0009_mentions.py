@@ -2,7 +2,24 @@
 
 import django.db.models.deletion
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import migrations, models
+
+
+def lower_username_index(apps, schema_editor):
+    """Mentions look names up whatever their case (services.mentions_resolve: LOWER(username) IN (…)): an index on
+    that expression, so a save does not scan every user."""
+    users = get_user_model()  # the real class: a historical model has no USERNAME_FIELD
+    quote = schema_editor.quote_name
+    column = users._meta.get_field(users.USERNAME_FIELD).column
+    schema_editor.execute(f"CREATE INDEX {quote(INDEX)} ON {quote(users._meta.db_table)} (LOWER({quote(column)}))")
+
+
+def drop_lower_username_index(apps, schema_editor):
+    schema_editor.execute(f"DROP INDEX {schema_editor.quote_name(INDEX)}")
+
+
+INDEX = "chat_user_username_lower"
 
 
 class Migration(migrations.Migration):
@@ -51,4 +68,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(lower_username_index, drop_lower_username_index),
     ]
