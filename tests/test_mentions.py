@@ -96,7 +96,7 @@ def render(body: str, mentioned: list) -> str:
 
 def test_a_mention_renders_as_a_link_to_a_direct_conversation_keeping_what_was_typed():
     html = render("hey @Alice!", [[7, "alice"]])
-    assert html == '<p class="body">hey <a class="mention" href="/dm/alice/">@Alice</a>!</p>\n'
+    assert html == '<p class="body mentions-7">hey <a class="mention" href="/dm/alice/">@Alice</a>!</p>\n'
 
 
 def test_a_name_the_message_was_not_saved_with_stays_text():
@@ -107,12 +107,12 @@ def test_a_name_the_message_was_not_saved_with_stays_text():
 def test_mentions_are_autoescaped():
     html = render("<b>@a+b&c</b>\"'", [[3, "a+b"]])
     assert html == (
-        '<p class="body">&lt;b&gt;<a class="mention" href="/dm/a+b/">@a+b</a>&amp;c&lt;/b&gt;&quot;&#x27;</p>\n'
+        '<p class="body mentions-3">&lt;b&gt;<a class="mention" href="/dm/a+b/">@a+b</a>&amp;c&lt;/b&gt;&quot;&#x27;</p>\n'
     )
 
 
-def test_the_message_item_carries_a_class_per_person_mentioned():
+def test_the_message_body_carries_a_class_per_person_mentioned():
     message = Message(pk=5, body="@a @b", mentioned=[[7, "a"], [9, "b"]], seq=1)
     message.author = User(pk=1, username="x")
     html = render_to_string("chat/_message.html", {"message": message, "room_name": "r"})
-    assert 'class="message by-1 mentions-7 mentions-9"' in html
+    assert 'class="message by-1"' in html and '<p class="body mentions-7 mentions-9">' in html
