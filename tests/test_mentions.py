@@ -107,7 +107,8 @@ def test_a_name_the_message_was_not_saved_with_stays_text():
 def test_mentions_are_autoescaped():
     html = render("<b>@a+b&c</b>\"'", [[3, "a+b"]])
     assert html == (
-        '<p class="body mentions-3">&lt;b&gt;<a class="mention" href="/dm/a+b/">@a+b</a>&amp;c&lt;/b&gt;&quot;&#x27;</p>\n'
+        '<p class="body mentions-3">&lt;b&gt;<a class="mention" href="/dm/a+b/">@a+b</a>'
+        "&amp;c&lt;/b&gt;&quot;&#x27;</p>\n"
     )
 
 
