@@ -65,6 +65,11 @@ def test_a_person_in_another_room_gets_the_notice_opens_it_and_lands_on_the_mess
     expect(lobby).to_have_title("Lobby · Chat", timeout=LIVE)
     lobby.reload()
     expect(lobby.locator("#notices .notice")).to_have_count(0)
+    # The inbox keeps it: linked from the header, accessible.
+    lobby.locator("header.site").get_by_role("link", name="Mentions").click()
+    expect(lobby.locator(".mention-entry")).to_have_count(1)
+    expect(lobby.locator(".mention-entry .body")).to_have_text(f"@{reader} could you look at this?")
+    assert violations(lobby) == []
 
 
 def test_the_mentioned_readers_own_stylesheet_highlights_the_message_for_them_only(new_page, daphne_server):
