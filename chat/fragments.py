@@ -104,6 +104,7 @@ def message_from_event(event: dict[str, Any]) -> Message:
         created=when("created"),
         edited=when("edited"),
         deleted=when("deleted"),
+        mentioned=event.get("mentioned") or [],
     )
     message.author = author
     return message
@@ -247,7 +248,7 @@ def typing_list(names: tuple[str, ...]) -> str:
 
 def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:
     """`#rooms` (and a signed-in reader's `#direct`): the lobby's lists, in the reader's time zone."""
-    context = {**lobby_lists(entries), "signed_in": signed_in}
+    context = {**lobby_lists(entries), "signed_in": signed_in, "mention_total": sum(e.mentions for e in entries)}
     return render_in(zone_name, "chat/oob/_lobby_rooms.html", context)
 
 
@@ -257,3 +258,17 @@ def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[Any]]:
         "room_entries": [entry for entry in entries if not entry.direct],
         "direct_entries": [entry for entry in entries if entry.direct],
     }
+
+
+def mention_notice(*, event: dict[str, Any]) -> str:
+    """A mention notice for the pages of everyone the message mentions: the same frame for all of them."""
+    notice = {key: event[key] for key in ("message", "room", "author", "direct")}
+    return rendered.get(
+        ("notice", event["message"], event["author"]),
+        lambda: render_to_string("chat/oob/_mention_notice.html", {"notice": notice}),
+    )
+
+
+def mention_withdrawn(*, message_id: int) -> str:
+    """For the pages of the people an edit or a delete no longer mentions: the notice goes, if the page shows it."""
+    return render_to_string("chat/oob/_mention_withdrawn.html", {"message_id": message_id})

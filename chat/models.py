@@ -90,6 +90,9 @@ class Message(models.Model):
     deleted = models.DateTimeField(null=True, blank=True)
     # From the sending form's token and the text: a resend of the same form carries the same one.
     token = models.UUIDField()
+    # The people the text mentions, as [user id, username] pairs, resolved once when it is saved
+    # (chat/mentions.py): the text is rendered from it for everyone, with no query.
+    mentioned = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["room", "-id"], name="message_room_latest")]
@@ -100,6 +103,26 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author} in {self.room}: {self.body[:40]}"
+
+
+class Mention(models.Model):
+    """A message that mentions a user who may read its room (never its author): their inbox, their notices and
+    the lobby's count. Made when the message is saved or edited to mention them, removed when an edit takes the
+    mention out, the message is deleted or they leave a private room. `seen`: they dismissed its notice or
+    opened the message; a mention after their read mark of the room (ReadMark) and not seen is unread."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mentions")  # the message's, for counts
+    created = models.DateTimeField(auto_now_add=True)
+    seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-message"], name="mention_user_latest")]
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_message_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in message {self.message_id}"
 
 
 class Profile(models.Model):

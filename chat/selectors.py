@@ -1,15 +1,15 @@
 """Reads: who may read a room, rooms for the lobby, pages of a room's history, what a reconnecting socket missed,
-unread counts."""
+unread counts, mentions (the inbox, the notices, the lobby's counts)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from chat.models import DEFAULT_TIME_ZONE, DIRECT_PREFIX, Membership, Message, Profile, ReadMark, Room
+from chat.models import DEFAULT_TIME_ZONE, DIRECT_PREFIX, Membership, Mention, Message, Profile, ReadMark, Room
 
 PAGE_LENGTH = 50
 HISTORY_LENGTH = PAGE_LENGTH
@@ -288,3 +288,90 @@ def unread_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int,
         .values_list("user_id", "room_id", "unread")
     )
     return {(user_id, room_id): unread for user_id, room_id, unread in rows}
+
+
+# Mentions. A user sees only those in rooms they may still read (a removed member's are also deleted), of
+# messages not deleted. Unread: not seen (notice dismissed, message opened) and after their read mark of the room.
+
+NOTICES_SHOWN = 5  # notices a page shows at once (the page's stylesheet hides any beyond, as they arrive)
+INBOX_LENGTH = 25
+
+
+def mentions_readable(*, user_ids: set[int] | frozenset[int]) -> QuerySet[Mention]:
+    member = Membership.objects.filter(room=OuterRef("room"), user=OuterRef("user"))
+    return Mention.objects.filter(user_id__in=user_ids, message__deleted__isnull=True).filter(
+        Q(room__kind=Room.PUBLIC) | Exists(member)
+    )
+
+
+def mentions_unread(*, user_ids: set[int] | frozenset[int]) -> QuerySet[Mention]:
+    mark = ReadMark.objects.filter(user=OuterRef("user"), room=OuterRef("room")).values("seq")[:1]
+    return (
+        mentions_readable(user_ids=user_ids)
+        .filter(seen__isnull=True)
+        .annotate(mark=Subquery(mark))
+        .filter(Q(mark__isnull=True) | Q(message__posted_seq__gt=F("mark")))
+    )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A mention as its notice shows it: the same for everyone it mentions (see chat/realtime/mention_notices.py)."""
+
+    message: int
+    room: str
+    author: str
+    direct: bool
+
+
+def mention_notices(*, user: AbstractBaseUser, outside: str | None = None, limit: int = NOTICES_SHOWN) -> list[Notice]:
+    """The user's newest unread mentions, for a page's notices (not those of the room the page is in)."""
+    if not user.is_authenticated:
+        return []
+    unread = mentions_unread(user_ids={user.pk})
+    if outside:
+        unread = unread.exclude(room__name=outside)
+    rows = unread.order_by("-message_id").values_list(
+        "message_id", "room__name", f"message__author__{get_user_model().USERNAME_FIELD}", "room__kind"
+    )[:limit]
+    return [Notice(pk, room, author, kind == Room.DIRECT) for pk, room, author, kind in rows]
+
+
+def mention_total(*, user: AbstractBaseUser) -> int:
+    """The user's unread mentions in every room (the count in a live page's title)."""
+    return mentions_unread(user_ids={user.pk}).count() if user.is_authenticated else 0
+
+
+def mention_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int, int], int]:
+    """(user id, room id) → the user's unread mentions there, in one query for every reader."""
+    if not user_ids or not room_ids:
+        return {}
+    rows = (
+        mentions_unread(user_ids=user_ids)
+        .filter(room_id__in=room_ids)
+        .order_by()
+        .values("user_id", "room_id")
+        .annotate(n=Count("pk"))
+        .values_list("user_id", "room_id", "n")
+    )
+    return {(user_id, room_id): n for user_id, room_id, n in rows}
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    mentions: list[Mention]
+    has_older: bool
+
+    @property
+    def last_id(self) -> int | None:
+        return self.mentions[-1].message_id if self.mentions else None
+
+
+def mention_inbox(*, user: AbstractBaseUser, before: int | None = None, limit: int | None = None) -> InboxPage:
+    """The messages that mention the user, newest first, by keyset on the message id (`before`: older than it)."""
+    limit = limit or INBOX_LENGTH
+    mentions = mentions_readable(user_ids={user.pk}).select_related("message__author", "room")
+    if before is not None:
+        mentions = mentions.filter(message_id__lt=before)
+    rows = list(mentions.order_by("-message_id")[: limit + 1])
+    return InboxPage(mentions=rows[:limit], has_older=len(rows) > limit)

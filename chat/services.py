@@ -21,13 +21,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat import selectors
+from chat import mentions, selectors
 from chat.forms import MessageBodyForm, MessageForm
-from chat.models import DIRECT_PREFIX, Membership, Message, Profile, ReadMark, Room, room_group_name
+from chat.models import DIRECT_PREFIX, Membership, Mention, Message, Profile, ReadMark, Room, room_group_name
 from chat.protection import limits
-from chat.realtime import layer_watch, session_notices
+from chat.realtime import layer_watch, mention_notices, session_notices
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Posted:
     created: bool  # False when this was a resend of a message already stored
     previous: datetime | None  # when the room's message before this one was posted (its day)
     previous_author: int | None = None  # who posted it (a run of one author's messages shows the name once)
+    notify: tuple[int, ...] = ()  # the ids of the people it mentions, to tell once it is committed
 
 
 NAME_TAKEN = "That name is taken: choose another."
@@ -146,6 +148,7 @@ def member_remove(*, room: Room, by: AbstractBaseUser, user: AbstractBaseUser) -
         if gone.is_owner and not any(m.is_owner for m in members if m.user_id != user.pk):
             raise ValidationError("Make another member an owner before the last owner leaves.")
         gone.delete()
+        Mention.objects.filter(room=room, user_id=user.pk).delete()  # they can no longer read those messages
     room_access_changed_on_commit(room=room, user_id=user.pk)
 
 
@@ -200,16 +203,32 @@ def message_save(*, room: Room, author: AbstractBaseUser, draft: Draft, ip: str 
             if room.pk is None:
                 room = room_get_or_create(name=room.name)
             room_member_check(room=room, user=author)  # checked on every post: a removal takes effect at once
+            # After the member check: a non-member learns nothing of who reads the room, not even by the cap.
+            mentioned = mentions_resolve(room=room, author=author, body=draft.body)
             # The room row lock orders the room's messages: seq follows commit order.
             last_seq, last_time = (
                 Room.objects.select_for_update().values_list("last_seq", "last_activity").get(pk=room.pk)
             )
             above = Message.objects.filter(room=room).order_by("-id").values_list("author_id", flat=True).first()
             message = Message.objects.create(
-                room=room, author=author, body=draft.body, token=draft.token, seq=last_seq + 1, posted_seq=last_seq + 1
+                room=room,
+                author=author,
+                body=draft.body,
+                token=draft.token,
+                seq=last_seq + 1,
+                posted_seq=last_seq + 1,
+                mentioned=mentioned.people,
             )
+            Mention.objects.bulk_create([Mention(message=message, user_id=pk, room=room) for pk in mentioned.notify])
             Room.objects.filter(pk=room.pk).update(last_seq=message.seq, last_activity=message.created)
-        return Posted(message=message, created=True, previous=last_time if last_seq else None, previous_author=above)
+        previous = last_time if last_seq else None
+        return Posted(
+            message=message,
+            created=True,
+            previous=previous,
+            previous_author=above,
+            notify=tuple(mentioned.notify),
+        )
     except IntegrityError:
         message = Message.objects.select_related("room").filter(author=author, token=draft.token).first()
         if message is None:  # not a resend: another constraint failed
@@ -256,12 +275,17 @@ def change_event(
         "deleted": message.deleted.isoformat() if message.deleted else None,
         "previous": previous.isoformat() if previous else None,
         "previous_author": previous_author,
+        "mentioned": message.mentioned,
     }
 
 
 async def message_broadcast(*, posted: Posted) -> bool:
-    """Send the new message to its room. False (and logged) if the layer failed."""
-    return await change_broadcast(room_name=posted.message.room.name, event=message_event(posted=posted))
+    """Send the new message to its room, then a notice to the people it mentions. False (and logged) if the
+    layer failed."""
+    sent = await change_broadcast(room_name=posted.message.room.name, event=message_event(posted=posted))
+    if posted.notify:
+        await mention_notices.send(message=posted.message, user_ids=posted.notify)
+    return sent
 
 
 async def change_broadcast(*, room_name: str, event: dict[str, Any]) -> bool:
@@ -287,6 +311,10 @@ def changes_broadcast_on_commit(*, changes: list["Change"]) -> None:
     async def broadcast() -> None:
         for change in changes:
             await change_broadcast(room_name=change.room_name, event=change.event)
+            if change.notify:
+                await mention_notices.send(message=change.message, user_ids=change.notify)
+            if change.withdraw:
+                await mention_notices.send(message=change.message, user_ids=change.withdraw, withdrawn=True)
 
     if changes:
         transaction.on_commit(lambda: async_to_sync(broadcast)())
@@ -305,6 +333,8 @@ class Change:
     room_name: str
     message: Message
     event: dict[str, Any]
+    notify: tuple[int, ...] = ()  # people an edit newly mentions
+    withdraw: tuple[int, ...] = ()  # people an edit or delete no longer mentions (their notices go)
 
 
 def message_for_change(*, room: Room, message_id: int) -> Message:
@@ -347,7 +377,10 @@ def message_edit(
         return None
     # Each change takes a seq and goes to every reader: edits count as posts do.
     limits.post_allowed(user=editor, ip=ip)
-    return change_save(room=room, message=message, kind="edit", body=body, edited=timezone.now())
+    mentioned = mentions_resolve(room=room, author=editor, body=body)
+    return change_save(
+        room=room, message=message, kind="edit", body=body, edited=timezone.now(), mentioned_now=mentioned
+    )
 
 
 def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser, ip: str | None = None) -> Change:
@@ -358,7 +391,13 @@ def message_delete(*, room: Room, message_id: int, actor: AbstractBaseUser, ip: 
     return change_save(room=room, message=message, kind="delete", body="", deleted=timezone.now())
 
 
-def change_save(*, room: Room, message: Message, kind: str, **fields: Any) -> Change:
+def change_save(
+    *, room: Room, message: Message, kind: str, mentioned_now: "Mentioned | None" = None, **fields: Any
+) -> Change:
+    """Save an edit (with the people its new text mentions) or a delete (which withdraws its mentions)."""
+    if kind == "delete" or mentioned_now is None:
+        mentioned_now = Mentioned(people=[], notify=[])
+    fields["mentioned"] = mentioned_now.people
     try:
         with transaction.atomic():
             seq = Room.objects.select_for_update().values_list("last_seq", flat=True).get(pk=room.pk) + 1
@@ -367,12 +406,66 @@ def change_save(*, room: Room, message: Message, kind: str, **fields: Any) -> Ch
             if not updated:
                 raise MessageGone("That message has been deleted.")
             Room.objects.filter(pk=room.pk).update(last_seq=seq)
+            added, withdrawn = mentions_replace(message=message, notify=mentioned_now.notify)
     except DatabaseError:
         logger.exception("saving a change to message %s failed", message.pk)
         raise ValidationError(COULD_NOT_SAVE.replace("message", "change")) from None
     for name, value in {"seq": seq, **fields}.items():
         setattr(message, name, value)
-    return Change(room_name=room.name, message=message, event=change_event(message=message, kind=kind))
+    event = change_event(message=message, kind=kind)
+    return Change(room_name=room.name, message=message, event=event, notify=tuple(added), withdraw=tuple(withdrawn))
+
+
+# Mentions (chat/mentions.py finds them in the text): resolved once when a message is saved or edited, in one
+# query for every name it writes, and kept as Mention rows for the inbox, the notices and the lobby's counts.
+
+TOO_MANY_MENTIONS = "A message can mention at most {limit} people; this one mentions {count}."
+
+
+@dataclass(frozen=True)
+class Mentioned:
+    people: list[list[Any]]  # [id, username] of everyone the text mentions (its author too): how it renders
+    notify: list[int]  # the ids of those to tell: not the author
+
+
+def mentions_resolve(*, room: Room, author: AbstractBaseUser, body: str) -> Mentioned:
+    """Who the text mentions: active users of those names who may read the room (public: anyone; else its
+    members). One query, whatever the number of names. Raises ValidationError beyond mentions.MAX_PEOPLE."""
+    spellings = mentions.spellings(body)
+    if not spellings:
+        return Mentioned(people=[], notify=[])
+    users = get_user_model()
+    field = users.USERNAME_FIELD
+    readers = users.objects.annotate(spelled=Lower(field)).filter(spelled__in=spellings, is_active=True)
+    if not room.is_public:
+        readers = readers.filter(memberships__room=room) if room.pk else readers.none()
+    by_name: dict[str, tuple[int, str]] = {}
+    for pk, name in readers.order_by("pk").values_list("pk", field):
+        by_name.setdefault(name.lower(), (pk, name))  # two names differing only in case: the older account
+    people = [by_name[name] for name in mentions.names(body, known=by_name.__contains__)]
+    notify = [pk for pk, _ in people if pk != author.pk]  # mentioning yourself does nothing
+    if len(notify) > mentions.MAX_PEOPLE:
+        raise ValidationError(TOO_MANY_MENTIONS.format(limit=mentions.MAX_PEOPLE, count=len(notify)))
+    return Mentioned(people=[list(person) for person in people], notify=notify)
+
+
+def mentions_replace(*, message: Message, notify: Collection[int]) -> tuple[list[int], list[int]]:
+    """Make the message's Mention rows those of `notify` (in the caller's transaction): the ones still there keep
+    their state, the others are withdrawn. Returns the ids of the people newly mentioned, and of those withdrawn."""
+    existing = set(Mention.objects.filter(message=message).values_list("user_id", flat=True))
+    withdrawn = existing - set(notify)
+    if withdrawn:
+        Mention.objects.filter(message=message, user_id__in=withdrawn).delete()
+    added = [pk for pk in notify if pk not in existing]
+    Mention.objects.bulk_create([Mention(message=message, user_id=pk, room_id=message.room_id) for pk in added])
+    return added, sorted(withdrawn)
+
+
+def mention_seen(*, user: AbstractBaseUser, message_id: int) -> bool:
+    """The user dismissed the notice of a message that mentions them, or opened it. False: no such mention."""
+    mentions_of = Mention.objects.filter(user_id=user.pk, message_id=message_id)
+    mentions_of.filter(seen__isnull=True).update(seen=timezone.now())
+    return mentions_of.exists()
 
 
 def user_deactivate(*, user: AbstractBaseUser, by: AbstractBaseUser, delete_messages: bool) -> list[Change]:

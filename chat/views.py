@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -41,7 +42,11 @@ def lobby(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         return redirect("chat:room", room_name=form.cleaned_data["room"])
     status = 400 if form.is_bound else 200
-    context = {"form": form, **fragments.lobby_lists(lobby_list.page_entries(user=request.user))}
+    context = {
+        "form": form,
+        **fragments.lobby_lists(lobby_list.page_entries(user=request.user)),
+        **notices_context(request),
+    }
     return render(request, "chat/lobby.html", context, status=status)
 
 
@@ -96,6 +101,8 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
         page = selectors.room_page_around(room=room, pk=around)
         if page is None:
             raise Http404("There is no such message in this room.")
+        if request.user.is_authenticated:  # a mention's notice leads here: it has been seen
+            services.mention_seen(user=request.user, message_id=around)
     else:
         around = None
         page = selectors.room_page(room=room, before=before, after=after)
@@ -119,7 +126,19 @@ def room_page(request: HtmxHttpRequest, room: Room) -> HttpResponse:
         # Each rendered form gets its own token: submitting it twice stores one message.
         "token": uuid4(),
     }
+    if not historic:  # a live page: after its read mark moved, so this room's mentions are read
+        context.update(notices_context(request, outside=room.name))
     return vary_on_htmx(render(request, "chat/room.html", context, status=status))
+
+
+def notices_context(request: HttpRequest, *, outside: str | None = None) -> dict[str, Any]:
+    """A live page's mention notices (those of the room it shows are read by opening it), and where
+    dismissing one without JavaScript comes back to."""
+    return {
+        "notices": selectors.mention_notices(user=request.user, outside=outside),
+        "mention_total": selectors.mention_total(user=request.user),
+        "next": request.get_full_path(),
+    }
 
 
 def older_batch(request: HttpRequest, room: Room, *, before: int, after: int | None) -> HttpResponse:
@@ -444,3 +463,31 @@ def direct(request: HtmxHttpRequest, username: str) -> HttpResponse:
         raise Http404("There is no such user.")
     room = services.direct_room_get_or_create(user=request.user, other=other)
     return room_page(request, room)
+
+
+# Mentions: the inbox, and dismissing a notice.
+
+
+@login_required
+@require_GET
+def mentions(request: HtmxHttpRequest) -> HttpResponse:
+    """The messages that mention the reader, newest first, in the rooms they can read; `?before=<message id>`:
+    the next page (by keyset)."""
+    page = selectors.mention_inbox(user=request.user, before=message_id(request.GET.get("before")))
+    return render(request, "chat/mentions.html", {"page": page, "zone_name": timezone.get_current_timezone_name()})
+
+
+@login_required
+@require_http_methods(["POST"])
+def mention_seen(request: HtmxHttpRequest, message_pk: int) -> HttpResponse:
+    """Dismiss the notice of a mention: with htmx, an empty answer (the notice is removed in place); without, back
+    to the page it was on (or the inbox)."""
+    if not services.mention_seen(user=request.user, message_id=message_pk):
+        raise Http404("There is no such mention.")
+    if request.htmx:
+        return HttpResponse("")
+    target = request.POST.get("next", "")
+    own_site = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
+    if not own_site:
+        target = reverse("chat:mentions")
+    return redirect(target)

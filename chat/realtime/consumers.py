@@ -22,7 +22,17 @@ from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, MESSAGE_BODY_MAX_LENGTH, Room, room_group_name, room_name_validator
 from chat.protection import limits
 from chat.protection.token_bucket import TokenBucket
-from chat.realtime import access, catch_up, db, layer_watch, post_auth, presence, session_notices, typing_notices
+from chat.realtime import (
+    access,
+    catch_up,
+    db,
+    layer_watch,
+    mention_notices,
+    post_auth,
+    presence,
+    session_notices,
+    typing_notices,
+)
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -53,6 +63,7 @@ CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class ChatConsumer(
+    mention_notices.MentionEvents,
     presence.PresenceEvents,
     typing_notices.TypingEvents,
     session_notices.SessionEvents,

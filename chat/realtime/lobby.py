@@ -1,11 +1,11 @@
 """The live lobby: rooms with messages, most recent first, each with how many people are in it now,
 its last message (author, the first 80 characters, time) and, for a signed-in reader, how many
-messages are new to them.
+messages are new to them and how many of those mention them.
 
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
 it live. A scheduled job per process with lobby sockets reads the lobby every TICK (1 s): the room list
-(one query), the rooms' presence counts (one read of the presence store) and the unread counts of
-every signed-in reader with a lobby socket here (one query), whatever the number of sockets. Each
+(one query), the rooms' presence counts (one read of the presence store) and the unread and mention counts
+of every signed-in reader with a lobby socket here (one query each), whatever the number of sockets. Each
 socket whose list differs from the one it shows gets the whole `#rooms` list, rendered once per
 distinct list and time zone: at most one lobby frame per socket per second, however busy the rooms.
 A room's new message, a new room, people coming and going, a room read in another tab: all show up
@@ -23,7 +23,7 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, presence_store, session_notices, unread
+from chat.realtime import db, mention_notices, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -40,6 +40,7 @@ class Entry:
     here: int  # people in the room now
     unread: int  # messages new to this reader
     title: str = ""  # the room's name, or a direct conversation's other person for this reader
+    mentions: int = 0  # this reader's unread mentions there
 
     @property
     def direct(self) -> bool:
@@ -55,6 +56,7 @@ def entries(
     views: dict[str, presence_store.View],
     new: dict[tuple[int, int], int],
     user_id: int | None,
+    mentioned: dict[tuple[int, int], int] | None = None,
 ) -> tuple[Entry, ...]:
     """What one reader's lobby lists: the public rooms, and the private rooms and conversations they are in."""
     return tuple(
@@ -63,6 +65,7 @@ def entries(
             here=views[room.name].count if room.name in views else 0,
             unread=new.get((user_id, room.id), 0) if user_id else 0,
             title=room.partner(user_id) if room.kind == Room.DIRECT else room.name,
+            mentions=(mentioned or {}).get((user_id, room.id), 0) if user_id else 0,
         )
         for room in rooms
         if room.visible_to(user_id)
@@ -73,11 +76,13 @@ def page_entries(*, user: AbstractBaseUser) -> tuple[Entry, ...]:
     """The lobby as of now, for the page (runs in a view's thread)."""
     user_id = user.pk if user.is_authenticated else None
     rooms = selectors.lobby_rooms(user_ids={user_id} if user_id else set())
-    new = selectors.unread_counts(user_ids={user_id}, room_ids=[r.id for r in rooms]) if user_id else {}
-    return entries(rooms, presence_store.counts_now([r.name for r in rooms]), new, user_id)
+    room_ids = [r.id for r in rooms]
+    new = selectors.unread_counts(user_ids={user_id}, room_ids=room_ids) if user_id else {}
+    mentioned = selectors.mention_counts(user_ids={user_id}, room_ids=room_ids) if user_id else {}
+    return entries(rooms, presence_store.counts_now([r.name for r in rooms]), new, user_id, mentioned)
 
 
-class LobbyConsumer(session_notices.SessionEvents, PooledDatabaseWebsocketConsumer):
+class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents, PooledDatabaseWebsocketConsumer):
     """One per lobby tab: it only listens. The process's lobby task sends it the list when it changes."""
 
     async def connect(self) -> None:
@@ -146,9 +151,10 @@ async def tick() -> None:
     rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
     views = await presence_store.views([room.name for room in rooms])
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
+    mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     rendered: dict[tuple[Any, ...], str] = {}
     for socket in lobby_sockets:
-        view = entries(rooms, views, new, socket.user_id)
+        view = entries(rooms, views, new, socket.user_id, mentioned)
         if view == socket.shown:
             continue
         key = (view, socket.zone_name, socket.user_id is not None)

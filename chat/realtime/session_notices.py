@@ -1,4 +1,5 @@
-"""Closing a user's sockets when a session ends, on every process.
+"""Closing a user's sockets when a session ends, on every process; the same way reaches a user's pages with
+their mentions (chat/realtime/mention_notices.py).
 
 Logging out, deactivating a user or changing their password tells that user's sockets at once:
 the signals below send `session.ended` (logout: the socket of that session closes) or
@@ -98,9 +99,15 @@ class Listener:
         try:
             while True:
                 event = await retrying("receiving session notices", layer.receive, channel)
-                user = event.get("user")
-                targets = [e.channel for e in sockets.of_user(user)] + [
-                    s.channel_name for s in sockets.lobby_of_user(user)
+                # A notice for one user ("user"), or for several at once ("users": a message's mentions).
+                users = event["users"] if isinstance(event.get("users"), list) else [event.get("user")]
+                targets = [
+                    target
+                    for user in users
+                    for target in (
+                        *(e.channel for e in sockets.of_user(user)),
+                        *(s.channel_name for s in sockets.lobby_of_user(user)),
+                    )
                 ]
                 for target in targets:
                     try:

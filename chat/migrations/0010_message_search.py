@@ -60,7 +60,7 @@ def statements(forward):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("chat", "0008_message_author_protected"),
+        ("chat", "0009_mentions"),  # after it: its new column rebuilds chat_message on SQLite, triggers and all
     ]
 
     operations = [
