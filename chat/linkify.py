@@ -1,7 +1,7 @@
 """Links in message bodies: a body split into plain-text and URL segments, for a template to render.
 
 No HTML is made here. `templates/chat/_message_body.html` renders each segment with
-autoescaping, a URL as `<a href="…" rel="nofollow noopener ugc">`. What is a link:
+autoescaping, a URL as `<a href="…" target="_blank" rel="nofollow noopener ugc">`. What is a link:
 `http://…`, `https://…` (any case) and `www.…` (linked as https), not preceded by a letter,
 digit, dot, slash, `@` or hyphen (so `xhttp://`, `foo.www.x` and e-mail addresses stay text).
 A URL ends at whitespace, control or invisible formatting characters, and at ``"<>`\\{}|^``;

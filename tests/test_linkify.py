@@ -144,7 +144,7 @@ def test_a_link_is_rendered_with_rel_and_the_rest_stays_text():
 
     assert page.tags == [
         ("p", {"class": "body"}),
-        ("a", {"href": "https://example.com/a?b=1&c=2", "rel": "nofollow noopener ugc"}),
+        ("a", {"href": "https://example.com/a?b=1&c=2", "target": "_blank", "rel": "nofollow noopener ugc"}),
     ]
     assert page.text == "see https://example.com/a?b=1&c=2 now"
 
@@ -171,7 +171,8 @@ def test_hostile_text_renders_as_text_and_links_only_to_http(body):
     assert page.tags[0] == ("p", {"class": "body"})
     for tag, attrs in page.tags[1:]:
         assert tag == "a"
-        assert set(attrs) == {"href", "rel"}
+        assert set(attrs) == {"href", "target", "rel"}
+        assert attrs["target"] == "_blank"
         assert attrs["rel"] == "nofollow noopener ugc"
         assert re.match(r"https?://", attrs["href"] or "")
         # An apostrophe may stay in a URL: the attribute is double-quoted and escaped.
@@ -186,6 +187,7 @@ def test_the_room_page_shows_links_in_messages(client, room, alice):
     response = client.get(f"/chat/{room.name}/")
 
     expected = (
-        '<p class="body">read <a href="https://example.com" rel="nofollow noopener ugc">https://example.com</a>.</p>'
+        '<p class="body">read <a href="https://example.com" target="_blank" rel="nofollow noopener ugc">'
+        "https://example.com</a>.</p>"
     )
     assert expected in response.text
