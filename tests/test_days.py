@@ -52,3 +52,17 @@ def test_avatars_have_initials_and_a_colour_fixed_per_user():
     assert initials("élodie") == "É"
     assert hue(7) == hue(7) and 0 <= hue(7) < 12
     assert len({hue(pk) for pk in range(1, 13)}) == 12  # neighbours get different colours
+
+
+def test_a_time_reads_as_the_room_reads_it_in_the_readers_zone(settings):
+    from django.utils import timezone
+
+    from chat.templatetags.chat_days import when
+
+    now = timezone.now()
+    with timezone.override(ZoneInfo("Pacific/Auckland")):
+        local = timezone.localtime(now)
+        assert when(now) == f"Today {local:%H:%M}"
+        assert when(now - timedelta(days=1)) == f"Yesterday {local:%H:%M}"
+        earlier = timezone.localtime(now - timedelta(days=9))
+        assert when(now - timedelta(days=9)) == f"{earlier:%a} {earlier.day} {earlier:%b %Y}, {earlier:%H:%M}"

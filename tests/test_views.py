@@ -163,3 +163,13 @@ def test_log_in_and_log_out(client, alice):
     assert client.post("/accounts/logout/").status_code == 302
     assert "Log in" in client.get("/").text
     assert User.objects.count() == 1
+
+
+def test_the_lobby_leads_with_the_rooms(client, alice, room):
+    post_message(room, alice, "hello")
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+
+    assert page.index("<h1>Rooms</h1>") < page.index(room.name) < page.index("Go to a room by its name")
+    assert 'href="/rooms/new/">New room</a>' in page
+    assert ">Today " in page
