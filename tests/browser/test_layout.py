@@ -76,6 +76,9 @@ def test_the_room_fills_the_viewport_and_opens_at_the_newest_message(new_page, b
         assert box is not None
         assert 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"]
         assert 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"]
+    # The headers (site, room, time zone, presence) leave the list at least 60 % of the screen, phone too.
+    list_height = page.locator(".scroller").bounding_box()["height"]
+    assert list_height >= 0.6 * viewport["height"], list_height
     page.screenshot(path=f"test-results/room-{viewport['width']}.png")
     # Sending keeps the page one viewport high and the sender at the newest message.
     send(page, "one more")
