@@ -63,7 +63,7 @@ def test_without_javascript_edit_and_delete_are_pages(new_page, daphne_server):
     page.get_by_role("button", name="Send").click()
 
     message(page, "frist").get_by_role("link", name="Edit").click()
-    page.get_by_label("Message").fill("first")
+    page.get_by_label("Message", exact=True).fill("first")
     page.get_by_role("button", name="Save").click()
     expect(message(page, "first")).to_have_count(1)
     expect(page.get_by_text("Your message was edited.")).to_be_visible()
