@@ -173,6 +173,14 @@ def room_access_changed_on_commit(*, room: Room, user_id: int | None = None) -> 
     transaction.on_commit(lambda: async_to_sync(send)())
 
 
+def composed(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The composer's text: its one-line input (`message`) or, in its multi-line mode (`multiline`
+    ticked), its text area (`lines`)."""
+    if data.get("multiline") != "1":
+        return data
+    return {**{key: data.get(key) for key in data}, "message": data.get("lines", "")}
+
+
 def message_validate(*, author: AbstractBaseUser | None, data: Mapping[str, Any]) -> Draft:
     """Check who posts and what, without touching the database.
 
@@ -180,7 +188,7 @@ def message_validate(*, author: AbstractBaseUser | None, data: Mapping[str, Any]
     """
     if author is None or not author.is_authenticated:
         raise ValidationError("Log in to chat.")
-    form = MessageForm(data)
+    form = MessageForm(composed(data))
     if not form.is_valid():
         raise ValidationError([error for errors in form.errors.values() for error in errors])
     body = form.cleaned_data["message"]

@@ -176,3 +176,14 @@ def test_a_different_text_sent_before_the_form_was_renewed_is_a_new_message(room
 
     assert first.created and second.created
     assert [m.body for m in Message.objects.order_by("seq")] == ["first thought", "second thought"]
+
+
+def test_the_composers_several_lines_mode_posts_its_text_area(room, alice):
+    data = {"message": "left in the hidden input", "lines": "one\ntwo", "multiline": "1", "token": str(uuid4())}
+    assert services.message_post(room=room, author=alice, data=data).message.body == "one\ntwo"
+
+    one_line = {"message": "one line", "lines": "not ticked", "token": str(uuid4())}
+    assert services.message_post(room=room, author=alice, data=one_line).message.body == "one line"
+
+    with pytest.raises(ValidationError):
+        services.message_post(room=room, author=alice, data={"message": "x", "lines": " ", "multiline": "1"})

@@ -86,3 +86,42 @@ def test_without_javascript_send_again_is_a_plain_form_too(new_page, daphne_serv
     assert answer.ok
     page.reload()
     expect(message(page, text)).to_have_count(1)
+
+
+def test_several_lines_keep_their_breaks_and_enter_makes_a_new_line(new_page, daphne_server):
+    page = new_page()
+    sign_up(page, unique("poet"))
+    open_room(page, unique("verse"))
+
+    page.get_by_role("checkbox", name="Several lines").check()
+    lines = page.get_by_label("Message, several lines")
+    expect(lines).to_be_visible()
+    expect(page.locator("#compose-message")).to_be_hidden()
+    lines.click()
+    page.keyboard.type("def hello():")
+    page.keyboard.press("Enter")  # a new line, not a send
+    page.keyboard.type("    return 1")
+    expect(page.locator("li.message")).to_have_count(0)
+    page.get_by_role("button", name="Send").click()
+
+    sent = page.locator("li.message .body")
+    expect(sent).to_have_count(1, timeout=LIVE)
+    assert sent.inner_text() == "def hello():\n    return 1"
+    expect(lines).to_have_value("")
+    # Back to one line: Enter sends again.
+    page.get_by_role("checkbox", name="Several lines").uncheck()
+    type_and_enter(page, "short one", delay=10)
+    expect(message(page, "short one")).to_have_count(1, timeout=LIVE)
+
+
+def test_without_javascript_several_lines_post_as_a_plain_form(new_page, daphne_server):
+    page = new_page(java_script_enabled=False)
+    sign_up(page, unique("plainpoet"))
+    room = unique("plainverse")
+    page.goto(f"/chat/{room}/")
+    page.get_by_role("checkbox", name="Several lines").check()
+    page.get_by_label("Message, several lines").fill("first line\nsecond line")
+    page.get_by_role("button", name="Send").click()
+
+    page.wait_for_url(f"**/chat/{room}/")
+    assert page.locator("li.message .body").inner_text() == "first line\nsecond line"
