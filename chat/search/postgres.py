@@ -1,4 +1,4 @@
-"""Search on PostgreSQL: a stored tsvector column with a GIN index (migration 0009), websearch_to_tsquery
+"""Search on PostgreSQL: a stored tsvector column with a GIN index (migration 0010), websearch_to_tsquery
 built from the parsed words, ts_rank and ts_headline, all through django.contrib.postgres.search.
 
 One text-search configuration, CONFIG, for the column, the query and the snippets: the three must agree,
@@ -15,7 +15,7 @@ from chat.search.scope import Scope
 from chat.search.snippets import GREATER_THAN, LESS_THAN, MARK_END, MARK_START, MARKERS, SNIPPET_WORDS
 
 CONFIG = "english"
-COLUMN = "search_vector"  # GENERATED ALWAYS AS (to_tsvector('english', body)) STORED: see migration 0009
+COLUMN = "search_vector"  # GENERATED ALWAYS AS (to_tsvector('english', body)) STORED: see migration 0010
 
 
 class StoredVector(Expression):

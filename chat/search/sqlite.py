@@ -1,6 +1,6 @@
 """Search on SQLite: an FTS5 table, chat_message_fts, over the messages' bodies and room ids (external
 content: it holds the index, not a second copy of the text), kept in step by triggers on chat_message
-(migration 0009).
+(migration 0010).
 
 The MATCH expression is built from the parsed words only: each term an FTS5 string of the body column
 (`body : "…"`, the words joined by spaces: a phrase), so no operator, column filter, prefix `*`, `^` or

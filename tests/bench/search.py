@@ -10,11 +10,11 @@ Run from the repository root:
 For each database and each size, in a fresh database and a process of its own with production-like
 settings (DJANGO_DEBUG=0; the search limits raised out of the way), the bench
 
-1. migrates to 0008 (no search index yet) and stores N messages in 50 rooms with one author, each a
+1. migrates to 0009 (no search index yet) and stores N messages in 50 rooms with one author, each a
    "sentence" of 4 to 20 words drawn from a 20,000-word vocabulary with Zipf frequencies (s = 1.07, as
    in English text); one message in 1,000 also holds the planted phrase "WORD300 WORD301" (ranks 300 and
    301 side by side); PostgreSQL is then ANALYZEd;
-2. times `migrate chat 0009`: building the index for the existing messages (PostgreSQL: the generated
+2. times `migrate chat 0010`: building the index for the existing messages (PostgreSQL: the generated
    tsvector column, which rewrites the table, and its GIN index; SQLite: the FTS5 table's 'rebuild');
 3. measures the table before the migration and what the index adds (PostgreSQL: the table's growth, the
    tsvector column, plus the GIN index; SQLite: the FTS5 table's pages, from dbstat);
@@ -131,17 +131,17 @@ def store(count: int, words: list[str]) -> dict[str, Any]:
         slot = n % ROOMS
         seqs[slot] += 1
         created = datetime.fromtimestamp(now - (count - n) * 60, tz=UTC)
-        rows.append((rooms[slot].pk, author.pk, body, created, seqs[slot], seqs[slot], f"{n:032x}"))
+        rows.append((rooms[slot].pk, author.pk, body, created, seqs[slot], seqs[slot], f"{n:032x}", "[]"))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            columns = "room_id, author_id, body, created, seq, posted_seq, token"
+            columns = "room_id, author_id, body, created, seq, posted_seq, token, mentioned"
             with cursor.cursor.copy(f"COPY chat_message ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
             cursor.executemany(
-                "INSERT INTO chat_message (room_id, author_id, body, created, seq, posted_seq, token)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO chat_message (room_id, author_id, body, created, seq, posted_seq, token, mentioned)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [(*row[:3], row[3].isoformat(sep=" "), *row[4:]) for row in rows],
             )
         for room, seq in zip(rooms, seqs, strict=True):
@@ -181,12 +181,12 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils.html import escape
 
     call_command("migrate", verbosity=0, interactive=False)
-    call_command("migrate", "chat", "0008", verbosity=0, interactive=False)  # no search index yet
+    call_command("migrate", "chat", "0009", verbosity=0, interactive=False)  # no search index yet
     words = vocabulary()
     stored = store(args.child_size, words)
     before = sizes_mb()
     began = time.monotonic()
-    call_command("migrate", "chat", "0009", verbosity=0, interactive=False)
+    call_command("migrate", "chat", "0010", verbosity=0, interactive=False)
     migrate_s = time.monotonic() - began
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

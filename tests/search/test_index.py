@@ -1,4 +1,4 @@
-"""The search index itself (migration 0009): it exists on this database, the database keeps it in step with
+"""The search index itself (migration 0010): it exists on this database, the database keeps it in step with
 every write whatever path made it, and a later migration has not dropped it."""
 
 import pytest
