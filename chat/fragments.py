@@ -68,19 +68,27 @@ def timeline_items(entries: Iterable[days.Entry], *, room_name: str, zone_name: 
             items.append(
                 mark_safe(render_in(zone_name, "chat/_day.html", {"day": entry.day, "message": entry.message}))
             )
-        message = entry.message
-        key = (
-            "message",
-            message.pk,
-            message.seq,
-            message.created.isoformat(),
-            zone_name,
-            author_name(message),
-            entry.continues,
-        )
-        context = {"message": message, "room_name": room_name, "continues": entry.continues}
-        items.append(rendered.get(key, lambda c=context: render_in(zone_name, "chat/_message.html", c)))
+        message, continues = entry.message, entry.continues
+        items.append(rendered_message(message, room_name=room_name, zone_name=zone_name, continues=continues))
     return items
+
+
+def rendered_message(
+    message: Message, *, room_name: str, zone_name: str, continues: bool = False, oob: bool = False
+) -> SafeString:
+    """A message's item, rendered once per process and zone for each way it is shown: in a run or not, and
+    appended or out of band (in place of the copy a page shows)."""
+    key = (
+        "oob" if oob else "message",
+        message.pk,
+        message.seq,
+        message.created.isoformat(),
+        zone_name,
+        author_name(message),
+        continues,
+    )
+    context = {"message": message, "room_name": room_name, "continues": continues, "oob": oob}
+    return rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
 
 
 def author_name(message: Message) -> str:
@@ -147,9 +155,7 @@ def changes_applied(
 
 def item_oob(message: Message, *, room_name: str, zone_name: str) -> SafeString:
     """A message as it is now, to replace the copy a page shows (by its id; a page without it ignores it)."""
-    key = ("oob", message.pk, message.seq, message.created.isoformat(), zone_name, author_name(message))
-    context = {"message": message, "room_name": room_name, "oob": True}
-    return rendered.get(key, lambda: render_in(zone_name, "chat/_message.html", context))
+    return rendered_message(message, room_name=room_name, zone_name=zone_name, oob=True)
 
 
 def too_much_changed(*, room_name: str, cursor: int) -> str:

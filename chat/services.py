@@ -178,7 +178,7 @@ def composed(data: Mapping[str, Any]) -> Mapping[str, Any]:
     ticked), its text area (`lines`)."""
     if data.get("multiline") != "1":
         return data
-    return {**{key: data.get(key) for key in data}, "message": data.get("lines", "")}
+    return {**dict(data.items()), "message": data.get("lines", "")}
 
 
 def message_validate(*, author: AbstractBaseUser | None, data: Mapping[str, Any]) -> Draft:
