@@ -11,6 +11,7 @@ from types import ModuleType
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
+from django.urls import reverse
 
 from chat.accounts.access import may_read_public
 from chat.models import Message, Room
@@ -27,6 +28,7 @@ CANDIDATES = RESULTS_PER_PAGE * MAX_PAGES  # the newest matches that are ranked 
 class Result:
     message: Message
     snippet: list[tuple[str, bool]]  # [(text, is_match), ...]: the template marks the matches
+    link: str  # the message in its room: the page around it, scrolled to it
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,13 @@ def message_search(
     # Deleted since the ranking (a moment ago) or not: never shown.
     messages = Message.objects.filter(pk__in=ids, deleted__isnull=True).select_related("room", "author").in_bulk()
     snippets = search.snippets(query, ids)
-    results = [
-        Result(message=messages[pk], snippet=snippet_parts(snippets.get(pk) or messages[pk].body))
-        for pk in ids
-        if pk in messages
-    ]
+    room_paths: dict[int, str] = {}  # one reverse() per room, not per result
+    results = []
+    for pk in ids:
+        if (message := messages.get(pk)) is None:
+            continue
+        if (path := room_paths.get(message.room_id)) is None:
+            path = room_paths[message.room_id] = reverse("chat:room", args=[message.room.name])
+        link = f"{path}?around={pk}#message-{pk}"
+        results.append(Result(message=message, snippet=snippet_parts(snippets.get(pk) or message.body), link=link))
     return ResultPage(results=results, number=page, has_next=has_next)
