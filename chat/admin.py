@@ -1,4 +1,5 @@
-"""The admin's user pages, through the services: a user is removed by deactivation, never deleted.
+"""The admin's user pages, through the services: a user is removed by deactivation, never deleted, and a name that
+looks like another user's is refused as on sign-up (chat/accounts/lookalikes.py).
 
 Deleting a user would delete their messages behind every page's back (no seq, no broadcast, a reconnecting
 page keeps showing them). So the admin offers no delete; its action removes the selected users as the room
@@ -9,16 +10,28 @@ messages become tombstones, each a change in its room's stream. Unticking "activ
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from chat import services
+from chat.accounts.forms import DistinctNameMixin
 
 User = get_user_model()
 
 
+class AddUserForm(DistinctNameMixin, AdminUserCreationForm):
+    pass
+
+
+class ChangeUserForm(DistinctNameMixin, UserChangeForm):
+    pass
+
+
 class ChatUserAdmin(UserAdmin):
+    add_form = AddUserForm
+    form = ChangeUserForm
     actions = ["remove_users", "remove_users_and_messages"]
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

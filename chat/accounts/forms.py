@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.validators import ASCIIUsernameValidator
 
+from chat.accounts.lookalikes import lookalike
 from chat.forms import FocusFirstErrorMixin
 
 
@@ -28,7 +29,25 @@ class LoginForm(FocusFirstErrorMixin, AuthenticationForm):
     pass
 
 
-class SignupForm(FocusFirstErrorMixin, UserCreationForm):
+class DistinctNameMixin:
+    """A username nobody can mistake for an existing one (chat/accounts/lookalikes.py): on sign-up, and when
+    the admin makes or renames a user."""
+
+    def clean_username(self) -> str:
+        parent = getattr(super(), "clean_username", None)  # the creation forms' "taken" check
+        username = parent() if parent is not None else self.cleaned_data.get("username")  # type: ignore[attr-defined]
+        if not username or self.has_error("username") or "username" not in self.changed_data:  # type: ignore[attr-defined]
+            return username
+        existing = lookalike(username, exclude_pk=self.instance.pk)  # type: ignore[attr-defined]
+        if existing is not None:
+            raise forms.ValidationError(
+                f"“{username}” looks too much like “{existing}”, who is already here. Choose another name.",
+                code="lookalike",
+            )
+        return username
+
+
+class SignupForm(FocusFirstErrorMixin, DistinctNameMixin, UserCreationForm):
     """Django's sign-up form, with usernames of ASCII letters, digits and @ . + - _ only: no look-alike
     letters from other scripts ("admin" spelt with a Cyrillic "a"), no invisible or combining characters.
     Like every sign-up form, it says when a name is taken (so it tells which names exist)."""
