@@ -56,16 +56,10 @@ def matching(query: Query, scope: Scope) -> QuerySet[Message]:
     return messages.alias(vector=StoredVector()).filter(vector=search_query(query))
 
 
-def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
-    """The id of the `candidates`-th newest match (0 if there are fewer): only matches from there on are ranked."""
-    ids = matching(query, scope).order_by("-id").values_list("id", flat=True)[candidates - 1 : candidates]
-    return next(iter(ids), 0)
-
-
-def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, limit: int) -> list[int]:
-    """Ids of the matches from id `newest_from` on, best first (ts_rank), then newest first."""
-    ranked = matching(query, scope).filter(id__gte=newest_from)
-    ranked = ranked.annotate(rank=SearchRank(StoredVector(), search_query(query)))
+def ranked_ids(query: Query, scope: Scope, *, candidates: int, offset: int, limit: int) -> list[int]:
+    """Ids of the newest `candidates` matches, best first (ts_rank), then newest first."""
+    newest = matching(query, scope).order_by("-id").values("id")[:candidates]
+    ranked = Message.objects.filter(id__in=newest).annotate(rank=SearchRank(StoredVector(), search_query(query)))
     return list(ranked.order_by("-rank", "-id").values_list("id", flat=True)[offset : offset + limit])
 
 

@@ -74,8 +74,7 @@ def message_search(
     offset = (page - 1) * RESULTS_PER_PAGE
     # A word in thousands of messages: its newest CANDIDATES are ranked, so the first page costs the same in a
     # million messages as in ten thousand (more words narrow it down).
-    newest_from = search.newest_from(query, scope, candidates=CANDIDATES)
-    ids = search.ranked_ids(query, scope, newest_from=newest_from, offset=offset, limit=RESULTS_PER_PAGE + 1)
+    ids = search.ranked_ids(query, scope, candidates=CANDIDATES, offset=offset, limit=RESULTS_PER_PAGE + 1)
     has_next = len(ids) > RESULTS_PER_PAGE and page < MAX_PAGES
     ids = ids[:RESULTS_PER_PAGE]
     # Deleted since the ranking (a moment ago) or not: never shown.

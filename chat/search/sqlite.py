@@ -58,24 +58,15 @@ def matching_sql(query: Query, scope: Scope) -> tuple[str, list]:
     return sql, [match_text(query, room_id=scope.room_id), *params]
 
 
-def newest_from(query: Query, scope: Scope, *, candidates: int) -> int:
-    """The id of the `candidates`-th newest match (0 if there are fewer): only matches from there on are ranked.
-    FTS5 walks its index newest first for this, and stops there."""
+def ranked_ids(query: Query, scope: Scope, *, candidates: int, offset: int, limit: int) -> list[int]:
+    """Ids of the newest `candidates` matches, best first (bm25), then newest first: one walk of the index,
+    newest first, that stops at the candidates (a word in thousands of messages costs what a rarer one does)."""
     matching, params = matching_sql(query, scope)
+    sql = f"""SELECT id FROM (
+            SELECT m.id AS id, bm25({TABLE}, 1.0, 0.0) AS score {matching} ORDER BY {TABLE}.rowid DESC LIMIT %s
+        ) ORDER BY score, id DESC LIMIT %s OFFSET %s"""
     with connection.cursor() as cursor:
-        sql = f"SELECT m.id {matching} ORDER BY {TABLE}.rowid DESC LIMIT 1 OFFSET %s"
-        cursor.execute(sql, [*params, candidates - 1])
-        row = cursor.fetchone()
-    return row[0] if row else 0
-
-
-def ranked_ids(query: Query, scope: Scope, *, newest_from: int, offset: int, limit: int) -> list[int]:
-    """Ids of the matches from id `newest_from` on, best first (bm25), then newest first."""
-    matching, params = matching_sql(query, scope)
-    sql = f"""SELECT m.id {matching} AND {TABLE}.rowid >= %s
-        ORDER BY bm25({TABLE}, 1.0, 0.0), m.id DESC LIMIT %s OFFSET %s"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, newest_from, limit, offset])
+        cursor.execute(sql, [*params, candidates, limit, offset])
         return [row[0] for row in cursor.fetchall()]
 
 
