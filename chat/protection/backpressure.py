@@ -1,4 +1,5 @@
-"""Bounded memory per socket: a peer that stops reading is dropped once ~1 MiB waits for it.
+"""Bounded memory per socket: a peer that stops reading is dropped once ~1 MiB waits for it, and a peer
+that reads slowly is sent a big catch-up no faster than it takes it.
 
 daphne hands every frame to Twisted, whose transport buffers without limit whatever the peer's
 TCP window does not take. A client that opens a socket and never reads (while it keeps sending,
@@ -13,14 +14,23 @@ transport's write buffer either, so `buffered_bytes` reads its attributes, and `
 checks that they still mean what they mean on a real TCP connection: if not, it logs an ERROR and
 leaves the guard off (`installed` stays False) rather than take the whole server down for a
 defence that only matters under abuse. tests/protection/test_backpressure.py pins the versions.
+
+A catch-up may add up to megabytes (its frames are each bounded: chat/realtime/catch_up.py). Sent at
+once, it would sit in that buffer and the guard would drop a client that *is* reading, only slowly;
+and every reconnect would bring the same catch-up again. So `install()` also gives each socket's
+scope a `BACKLOG` callable (the bytes its transport still holds), and the consumer awaits `drained()`
+before each catch-up frame: the buffer never holds much more than one frame.
 """
 
+import asyncio
 import functools
 import inspect
 import logging
 import select
 import socket
 import time
+import weakref
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +39,12 @@ logger = logging.getLogger(__name__)
 
 # True once install() has wrapped daphne's handle_reply; False if it refused (see its ERROR log).
 installed = False
+
+# The scope key of a socket's backlog reader: () -> bytes its transport holds for the peer (daphne only).
+BACKLOG = "chat.backlog"
+# How long a socket waits for a peer that takes nothing at all before it sends on anyway (and the guard
+# then decides): a reading client takes something every few milliseconds.
+PATIENCE = 10.0
 
 PROBE_BYTES = 256 * 1024  # more than the probe's small kernel buffers take, so the transport buffers
 
@@ -111,6 +127,46 @@ def handle_reply_problem(handle_reply: Any) -> str | None:
     return None if parameters == ["self", "message"] else f"handle_reply{inspect.signature(handle_reply)}"
 
 
+def create_application_problem(create_application: Any) -> str | None:
+    """None if daphne's Server.create_application is still `(self, protocol, scope)`."""
+    parameters = list(inspect.signature(create_application).parameters)
+    return (
+        None
+        if parameters == ["self", "protocol", "scope"]
+        else f"create_application{inspect.signature(create_application)}"
+    )
+
+
+def transport_backlog(protocol_ref: "weakref.ref[Any]") -> int:
+    """What the socket's transport holds for its peer (0 once it is gone, or where it cannot be read)."""
+    protocol = protocol_ref()
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return 0
+    try:
+        return buffered_bytes(transport)
+    except AttributeError:
+        return 0
+
+
+async def drained(scope: MutableMapping[str, Any], *, below: int, patience: float = PATIENCE) -> None:
+    """Return once the socket's transport holds at most `below` bytes for its peer, or once the peer has taken
+    nothing for `patience` seconds (or at once where the backlog cannot be read: not under daphne)."""
+    backlog: Callable[[], int] | None = scope.get(BACKLOG)
+    if backlog is None:
+        return
+    loop = asyncio.get_running_loop()
+    held, since = backlog(), loop.time()
+    while held > below:
+        await asyncio.sleep(0.01)
+        now = backlog()
+        if now < held:
+            since = loop.time()  # the peer took some: it is reading
+        elif loop.time() - since > patience:
+            return
+        held = now
+
+
 @functools.cache
 def unreadable_transport(kind: type) -> None:
     logger.error("the socket memory guard cannot read the write buffer of %s: its sockets are not bounded", kind)
@@ -145,3 +201,26 @@ def install() -> None:
     bounded_handle_reply.__wrapped__ = handle_reply  # type: ignore[attr-defined]  # daphne's, for inspect.unwrap
     WebSocketProtocol.handle_reply = bounded_handle_reply
     installed = True
+    install_backlog()
+
+
+def install_backlog() -> None:
+    """Give every socket's scope its BACKLOG reader, by wrapping daphne's Server.create_application (where the
+    protocol and the scope meet); if its signature changed, log an ERROR and pace nothing."""
+    from daphne.server import Server
+
+    create_application = Server.create_application
+    if getattr(create_application, "with_backlog", False):
+        return
+    if problem := create_application_problem(create_application):
+        logger.error("catch-ups are not paced: daphne's %s is not the one wrapped", problem)
+        return
+
+    def create_application_with_backlog(self: Any, protocol: Any, scope: dict[str, Any]) -> Any:
+        if scope.get("type") == "websocket":
+            scope[BACKLOG] = functools.partial(transport_backlog, weakref.ref(protocol))
+        return create_application(self, protocol, scope)
+
+    create_application_with_backlog.with_backlog = True  # type: ignore[attr-defined]
+    create_application_with_backlog.__wrapped__ = create_application  # type: ignore[attr-defined]
+    Server.create_application = create_application_with_backlog

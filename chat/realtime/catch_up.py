@@ -37,6 +37,9 @@ MAX_REPLACED_BYTES = 2 * 1024 * 1024
 # quotes is about 12 KiB).
 FRAME_MESSAGES = 50
 FRAME_BYTES = 256 * 1024
+# A catch-up's next frame goes once no more than this waits for the peer (chat/protection/backpressure.py
+# `drained`): what a socket buffers stays under a frame and a half, whatever the catch-up adds up to.
+PACE_BYTES = 64 * 1024
 
 
 class SharedReads:

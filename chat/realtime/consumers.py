@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from chat import fragments, selectors, services
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, MESSAGE_BODY_MAX_LENGTH, Room, room_group_name, room_name_validator
-from chat.protection import limits
+from chat.protection import backpressure, limits
 from chat.protection.token_bucket import TokenBucket
 from chat.realtime import (
     access,
@@ -279,6 +279,8 @@ class ChatConsumer(
             self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at
         )
         for frame in result.frames:
+            # Each frame once the peer has taken nearly all of the one before: a slow reader is paced, not dropped.
+            await backpressure.drained(self.scope, below=catch_up.PACE_BYTES)
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)
 

@@ -8,23 +8,27 @@ The guard reads Twisted's transport internals and wraps daphne's handle_reply: t
 fail when either changes, and the start-up check turns the guard visibly off rather than quietly.
 """
 
+import asyncio
 import base64
 import inspect
 import json
 import os
+import re
 import socket
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import abstract, protocol, tcp
 
 from chat.protection import backpressure
-from tests.support.live import cookie_for, unique
+from tests.support.live import cookie_for, seed_messages, unique
 
 
 def rss_kib(pid: int) -> int:
@@ -168,7 +172,14 @@ def test_daphne_still_has_the_handle_reply_the_guard_wraps():
     assert "abort" in inspect.signature(AutobahnProtocol.dropConnection).parameters
 
 
-def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch):
+@pytest.fixture
+def daphne_server_class(monkeypatch):
+    """daphne's Server, its create_application restored after the test (install() wraps it)."""
+    monkeypatch.setattr(Server, "create_application", inspect.unwrap(Server.create_application))
+    return Server
+
+
+def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch, daphne_server_class):
     monkeypatch.setattr(WebSocketProtocol, "handle_reply", daphne_handle_reply())
     monkeypatch.setattr(backpressure, "installed", False)
 
@@ -176,6 +187,74 @@ def test_install_wraps_handle_reply_when_it_can_read_the_buffer(monkeypatch):
 
     assert backpressure.installed
     assert WebSocketProtocol.handle_reply.bounded
+    assert daphne_server_class.create_application.with_backlog
+
+
+def test_daphne_still_makes_applications_where_the_backlog_reader_is_added(daphne_server_class):
+    """Canary, checked against daphne 4.2.3: Server.create_application(self, protocol, scope) is where a
+    socket's protocol (and so its transport) and its scope meet, and it passes that scope on."""
+    create_application = daphne_server_class.create_application
+    assert backpressure.create_application_problem(create_application) is None
+    assert "application_instance = self.application(\n            scope=scope," in inspect.getsource(create_application)
+
+
+def test_the_backlog_reader_goes_in_socket_scopes_only_and_reads_the_transport(daphne_server_class):
+    made = []
+
+    def create_application(self, protocol, scope):  # stands in for daphne's: records the scope it is given
+        made.append(scope)
+
+    daphne_server_class.create_application = create_application
+    backpressure.install_backlog()
+    transport, reader = loopback_transport()
+    try:
+        page = type("Page", (), {"transport": transport})()
+        daphne_server_class.create_application(None, page, {"type": "http"})
+        daphne_server_class.create_application(None, page, {"type": "websocket"})
+        http, socket_scope = made
+        assert backpressure.BACKLOG not in http
+        backlog = socket_scope[backpressure.BACKLOG]
+        assert backlog() == 0
+        transport.write(b"x" * 100_000)
+        assert backlog() == 100_000  # the small kernel buffers took nothing yet: Twisted holds it all
+        del page
+        assert backlog() == 0  # the socket is gone: nothing to wait for
+    finally:
+        transport.socket.close()
+        reader.close()
+
+
+class Backlog:
+    """A socket's backlog that the peer takes `taken` bytes of per read (0: a peer that reads nothing)."""
+
+    def __init__(self, held: int, taken: int) -> None:
+        self.held, self.taken, self.reads = held, taken, 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        self.held = max(self.held - self.taken, 0)
+        return self.held
+
+
+async def test_drained_waits_while_a_reading_peer_takes_the_backlog():
+    backlog = Backlog(held=500_000, taken=50_000)
+
+    await backpressure.drained({backpressure.BACKLOG: backlog}, below=64 * 1024, patience=1.0)
+
+    assert backlog.held <= 64 * 1024 and backlog.reads >= 9
+
+
+async def test_drained_gives_up_on_a_peer_that_takes_nothing():
+    backlog = Backlog(held=500_000, taken=0)
+    started = time.monotonic()
+
+    await backpressure.drained({backpressure.BACKLOG: backlog}, below=64 * 1024, patience=0.2)
+
+    assert 0.2 <= time.monotonic() - started < 2 and backlog.held == 500_000  # sent on: the guard decides
+
+
+async def test_drained_returns_at_once_where_there_is_no_backlog_to_read():
+    await asyncio.wait_for(backpressure.drained({}, below=0), timeout=0.1)
 
 
 def test_install_logs_an_error_and_stays_off_when_it_cannot_read_the_buffer(monkeypatch, caplog):
@@ -193,7 +272,7 @@ def test_install_logs_an_error_and_stays_off_when_it_cannot_read_the_buffer(monk
     assert "memory guard is OFF" in caplog.records[0].getMessage()
 
 
-def test_a_transport_without_the_buffer_is_reported_not_skipped_quietly(monkeypatch, caplog):
+def test_a_transport_without_the_buffer_is_reported_not_skipped_quietly(monkeypatch, caplog, daphne_server_class):
     monkeypatch.setattr(WebSocketProtocol, "handle_reply", lambda self, message: None)
     monkeypatch.setattr(backpressure, "installed", False)
     monkeypatch.setattr(backpressure, "transport_problem", lambda: None)
@@ -209,3 +288,58 @@ def test_a_transport_without_the_buffer_is_reported_not_skipped_quietly(monkeypa
 
     assert [record.levelname for record in caplog.records] == ["ERROR"]  # once per kind of transport
     assert "Wrapped" in caplog.records[0].getMessage()
+
+
+def read_frames_slowly(sock: socket.socket, *, until: Callable[[list[str]], bool], rate: int, timeout: float):
+    """Text frames from the server, read at about `rate` bytes a second (a slow link), until `until(frames)`;
+    raises ConnectionError if the server drops the connection first."""
+    buffer, frames = b"", []
+    deadline = time.monotonic() + timeout
+    while not until(frames):
+        assert time.monotonic() < deadline, f"{len(frames)} frames in {timeout} s"
+        chunk = sock.recv(rate // 50)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        buffer += chunk
+        time.sleep(0.01)
+        while len(buffer) >= 2:
+            length, start = buffer[1] & 0x7F, 2
+            if length == 126:
+                length, start = struct.unpack("!H", buffer[2:4])[0], 4
+            elif length == 127:
+                length, start = struct.unpack("!Q", buffer[2:10])[0], 10
+            if len(buffer) < start + length:
+                break
+            if buffer[0] & 0x0F == 0x1:
+                frames.append(buffer[start : start + length].decode())
+            elif buffer[0] & 0x0F == 0x8:
+                raise ConnectionResetError(f"closed: {buffer[start : start + length]!r}")
+            buffer = buffer[start + length :]
+    return frames
+
+
+@pytest.fixture(scope="module")
+def small_buffer_server(live_server_factory):
+    # A guard well under what the catch-up below adds up to (its frames are each under 300 KB).
+    return live_server_factory(CHAT_SOCKET_MAX_BUFFER=str(512 * 1024))
+
+
+def test_a_slow_client_that_reads_gets_a_catch_up_bigger_than_the_guard_paced_not_dropped(small_buffer_server):
+    server = small_buffer_server
+    room, name = unique("behind"), unique("reader")
+    server.create_users(name)
+    seed_messages(server, room, name, 200, body="'" * 2000 + " {n}")  # ~12 KB each once escaped: ~2.4 MB
+    cookie, _ = cookie_for(server, name)
+    sock = open_raw_socket(server.port, f"/ws/chat/{room}/", cookie)
+    try:
+        sock.sendall(masked_text_frame(json.dumps({"after": "0"})))
+
+        def complete(frames: list[str]) -> bool:
+            return "&#x27; 200<" in "".join(frames[-2:])
+
+        frames = read_frames_slowly(sock, until=complete, rate=1024 * 1024, timeout=60)
+    finally:
+        sock.close()
+
+    shown = [int(n) for frame in frames for n in re.findall(r"&#x27; (\d+)<", frame)]
+    assert shown == list(range(1, 201))  # all of it, once, in order, on a link slower than the server

@@ -446,9 +446,12 @@ async def test_a_flooding_socket_is_told_to_slow_down_and_others_are_unaffected(
         await flooder.send_to(text_data=message_frame(f"flood {i}"))
     frames = await receive_all(flooder)
 
-    assert sum("too fast" in frame for frame in frames) == 5
-    assert await count_messages() == FRAME_BURST - 1
-    assert len([f for f in await receive_all(reader) if "flood" in f]) == FRAME_BURST - 1
+    # 5 over the burst are refused (fewer if the bucket refilled meanwhile, on a slow machine); each frame
+    # is either stored and shown to the other reader, or refused: none both, none lost.
+    refused = sum("too fast" in frame for frame in frames)
+    assert 1 <= refused <= 5
+    assert await count_messages() == FRAME_BURST + 4 - refused
+    assert len([f for f in await receive_all(reader) if "flood" in f]) == FRAME_BURST + 4 - refused
     # After a pause the socket works again.
     await asyncio.sleep(1.1)
     await flooder.send_to(text_data=message_frame("calm again"))
