@@ -44,7 +44,7 @@ def _trim(candidate: str) -> str:
     return candidate
 
 
-def _href(url: str) -> str | None:
+def web_href(url: str) -> str | None:
     """The link target for `url`, or None when it has no host (then it stays text)."""
     href = url if "://" in url[:8] else f"https://{url}"
     try:
@@ -65,7 +65,7 @@ def segments(body: str) -> list[Segment]:
     position = 0
     for match in _CANDIDATE.finditer(body):
         url = _trim(match.group())
-        href = _href(url) if url else None
+        href = web_href(url) if url else None
         if href is None:
             continue
         start, end = match.start(), match.start() + len(url)

@@ -4,7 +4,7 @@ import re
 
 from django import template
 
-from chat import linkify, mentions
+from chat import linkify, markup, mentions
 from chat.models import Message
 
 register = template.Library()
@@ -35,8 +35,8 @@ def link_segments(body: str) -> list[linkify.Segment]:
 
 
 @register.filter
-def body_segments(message: Message) -> list[mentions.Segment]:
-    """The message's text as text, URL and mention segments (chat/mentions.py), by the people it was saved as
-    mentioning; the template renders and escapes them."""
+def formatted(message: Message) -> markup.Formatted:
+    """The message's text as the parts of its formatting, URLs and mentions (chat/markup.py), by the people it
+    was saved as mentioning; the template renders and escapes them."""
     people = {str(name).lower(): str(name) for _, name in (getattr(message, "mentioned", None) or [])}
-    return mentions.segments(message.body, mentioned=people)
+    return markup.formatted(message.body, mentioned=people)

@@ -6,27 +6,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
+from tests.support.axe import violations
 from tests.support.live import PASSWORD, log_in, open_room, seed_messages, unique
 
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-AXE = Axe()
 # The message box's limit (chat.models.MESSAGE_BODY_MAX_LENGTH) plus one.
 OVERSIZED = "x" * 2001
 
 browser = pytest.mark.browser
-
-
-def violations(page: Page) -> list[str]:
-    """axe-core's WCAG 2.1 A/AA violations on the page as it is now, one readable line each."""
-    results = AXE.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]})
-    return [
-        f"{item['id']} ({item['impact']}): {item['help']} at {[node['target'] for node in item['nodes']]}"
-        for item in results.response["violations"]
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """The composer in a real browser: a person typing quickly never hits a limit, and a text refused
-for speed comes back on its own, never glued to the next one."""
+for speed comes back on its own, never glued to the next one; several lines; formatting as it shows."""
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.axe import violations
 from tests.support.live import LIVE, bodies, message, open_room, sign_up, unique
 
 pytestmark = pytest.mark.browser
@@ -125,3 +126,33 @@ def test_without_javascript_several_lines_post_as_a_plain_form(new_page, daphne_
 
     page.wait_for_url(f"**/chat/{room}/")
     assert page.locator("li.message .body").inner_text() == "first line\nsecond line"
+
+
+def test_formatting_shows_as_formatted_and_is_accessible(new_page, daphne_server):
+    page = new_page()
+    sign_up(page, unique("writer"))
+    open_room(page, unique("formats"))
+
+    page.get_by_role("checkbox", name="Several lines").check()
+    page.get_by_label("Message, several lines").fill(
+        "**Plan** for _today_:\n- run `make test`\n- read [the docs](https://example.com/docs)\n\n"
+        "> quoted\n\n```\nif a < b:\n    go()\n```\nsee https://example.com/a_b_ as is"
+    )
+    page.get_by_role("button", name="Send").click()
+
+    body = page.locator("li.message .body")
+    expect(body).to_have_count(1, timeout=LIVE)
+    expect(body.locator("strong")).to_have_text("Plan")
+    expect(body.locator("em")).to_have_text("today")
+    expect(body.locator("ul > li")).to_have_count(2)
+    expect(body.locator("li code")).to_have_text("make test")
+    docs = body.get_by_role("link", name="the docs")
+    expect(docs).to_have_attribute("href", "https://example.com/docs")
+    expect(docs).to_have_attribute("target", "_blank")
+    expect(body.locator("blockquote")).to_have_text("quoted")
+    assert body.locator("pre code").inner_text() == "if a < b:\n    go()"
+    expect(body.get_by_role("link", name="https://example.com/a_b_")).to_have_count(1)  # a bare URL as typed
+    # The same after a reload (rendered from the database, not the live frame), and without violations.
+    page.reload()
+    expect(page.locator("li.message .body strong")).to_have_text("Plan")
+    assert violations(page) == []

@@ -3,19 +3,12 @@ under the box elsewhere) and without (the form submits), a result's link to the 
 WCAG violations on the search page."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
+from tests.support.axe import violations
 from tests.support.live import open_room, seed_messages, unique
 
 pytestmark = pytest.mark.browser
-
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def violations(page) -> list[str]:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]})
-    return [f"{item['id']}: {[node['target'] for node in item['nodes']]}" for item in results.response["violations"]]
 
 
 @pytest.fixture
@@ -101,5 +94,4 @@ def test_a_room_page_searches_that_room_only(new_page, daphne_server, seeded, sh
 def test_the_search_page_has_no_violations(new_page, daphne_server, seeded):
     page = new_page()
     page.goto(f"/search/?q={seeded['word']}")
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]})
-    assert [item["id"] for item in results.response["violations"]] == []
+    assert violations(page) == []
