@@ -4,7 +4,7 @@ import re
 
 from django import template
 
-from chat import linkify, markup, mentions
+from chat import linkify, markup
 from chat.models import Message
 
 register = template.Library()
