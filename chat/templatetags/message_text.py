@@ -4,7 +4,7 @@ import re
 
 from django import template
 
-from chat import linkify, markup
+from chat import markup
 from chat.models import Message
 
 register = template.Library()
@@ -26,12 +26,6 @@ def initials(username: str) -> str:
     words = [word for word in re.split(r"[._\-\s]+", username) if word]
     letters = [word[0] for word in words[:2]] or [username[:1]]
     return "".join(letters).upper()
-
-
-@register.filter
-def link_segments(body: str) -> list[linkify.Segment]:
-    """The body as text and URL segments (see chat/linkify.py); the template renders and escapes them."""
-    return linkify.segments(body)
 
 
 @register.filter
