@@ -1,10 +1,11 @@
-"""Edit and delete in real browsers: live between two users, without JavaScript, and on a page that
-was offline when it happened."""
+"""Edit and delete in real browsers: live between two users, without JavaScript, on a page that
+was offline when it happened, and behind a "⋯" button on a touch screen."""
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.live import LIVE, log_in, message, open_room, send, unique, users_in_room
+from tests.support.axe import violations
+from tests.support.live import LIVE, log_in, message, open_room, send, sign_up, unique, users_in_room
 
 pytestmark = pytest.mark.browser
 
@@ -135,3 +136,36 @@ def test_staff_remove_a_spammer_and_all_their_messages_and_the_spammers_tab_can_
     expect(spammer.locator("#presence")).to_have_text("You are no longer here.")
     spammer.reload()
     expect(spammer.get_by_role("link", name="Log in to chat")).to_be_visible()
+
+
+TOUCH = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+
+
+def test_on_a_touch_screen_the_controls_sit_behind_a_menu_button(new_page, daphne_server):
+    room = unique("touch")
+    phone = new_page(**TOUCH)
+    sign_up(phone, unique("thumb"))
+    open_room(phone, room)
+    assert phone.evaluate("matchMedia('(hover: none)').matches")
+    send(phone, "tap me")
+    other = new_page()
+    sign_up(other, unique("other"))
+    open_room(other, room)
+    send(other, "not yours")
+    expect(message(phone, "not yours")).to_have_count(1, timeout=LIVE)
+
+    mine = message(phone, "tap me")
+    more = mine.locator("summary[aria-label='Message actions']")
+    expect(more).to_be_visible()
+    expect(mine.get_by_role("link", name="Edit")).to_be_hidden()  # behind the button until tapped
+    expect(message(phone, "not yours").locator("summary[aria-label='Message actions']")).to_be_hidden()
+    box = more.bounding_box()
+    assert box["width"] >= 44 and box["height"] >= 44
+
+    more.tap()
+    edit = mine.get_by_role("link", name="Edit")
+    expect(edit).to_be_visible()
+    assert edit.bounding_box()["height"] >= 44
+    assert violations(phone) == []
+    edit.tap()
+    expect(phone.locator("li.message.editing textarea")).to_be_focused()
