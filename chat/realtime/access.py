@@ -32,10 +32,15 @@ public_rooms = PublicRooms()
 
 async def room_for_socket(name: str, *, user: Any, fresh: bool = False) -> Room | None:
     """The room if this socket's user may read it (an unsaved one for a public name nobody has posted in yet),
-    else None. `fresh`: ask the database even for a name known to be public."""
+    else None; under its own spelling ("General" is the room `general`: the consumer follows `room.name`).
+    `fresh`: ask the database even for a name known to be public."""
     if not fresh and name in public_rooms.names:
         return Room(name=name)  # saved already; the consumer loads its row on its first post
     room = await db.reads(selectors.room_for_reader)(name=name, user=user)
+    if room is not None and room.pk is None:  # no room of that spelling: names are case-insensitive
+        spelling = await db.reads(selectors.room_name_canonical)(name=name, user=user)
+        if spelling != name:
+            return await room_for_socket(spelling, user=user, fresh=fresh)
     if room is not None and room.pk is not None and room.is_public:
         public_rooms.add(name)
     return room

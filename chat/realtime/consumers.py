@@ -98,6 +98,7 @@ class ChatConsumer(
         if self.room is None:
             await self.close(code=CLOSE_BAD_ROOM)
             return
+        self.room_name = self.room.name  # its own spelling: the group, the presence and the posts are the room's
         self.client_ip = limits.scope_ip(self.scope)
         self.counted = await limits.socket_open(user=self.scope.get("user"), ip=self.client_ip)
         if not self.counted:

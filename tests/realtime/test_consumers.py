@@ -552,3 +552,19 @@ async def test_a_run_of_one_authors_messages_is_marked_alike_live_and_on_the_pag
     expected = [f"message by-{alice.pk}", f"message by-{alice.pk} cont", f"message by-{bob.pk}"]
     assert item_classes(page) == expected
     assert item_classes("".join(live)) == expected
+
+
+async def test_a_socket_at_another_spelling_of_a_room_joins_the_room_and_gets_its_own_echo(connect, alice, bob):
+    from chat.models import Room
+
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    reader = await connect("general", bob)
+    shouting = await connect("General", alice)  # room names are case-insensitive: this is `general`
+
+    await shouting.send_to(text_data=message_frame("hello from the caps"))
+
+    assert any("hello from the caps" in frame for frame in await receive_all(shouting))  # its own echo
+    assert any("hello from the caps" in frame for frame in await receive_all(reader))
+    stored = await database_sync_to_async(lambda: list(Message.objects.values_list("room_id", flat=True)))()
+    assert stored == [room.pk]
+    assert not await database_sync_to_async(Room.objects.filter(name="General").exists)()
