@@ -134,8 +134,9 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
 
     Every change after the cursor, once: messages posted since are appended in the order they were
     posted; messages the page may already show that were edited or deleted since are replaced in place
-    (a page that does not have one, because it never loaded that older page, ignores it). Only the last
-    frame moves the page's cursor.
+    (a page that does not have one, because it never loaded that older page, ignores it). The frames of
+    replacements move no cursor (a replacement is idempotent); each frame of new messages moves it past the
+    messages it appends, the last one to the newest change.
     """
     changes = selectors.room_changes_since(room_name=room_name, seq=cursor, limit=MAX_CHANGES)
     if not changes:
@@ -197,7 +198,10 @@ def catch_up(*, room_name: str, cursor: int, zone_name: str) -> CatchUp:
                     room_name=room_name,
                     replaced=[],
                     appended=chunk,
-                    cursor=newest if last else None,
+                    # Each frame of new messages moves the cursor past what it appends (every edit and delete
+                    # before it went in the frames before): a catch-up cut off half way resumes from there,
+                    # and appends nothing twice.
+                    cursor=newest if last else max(entry.message.posted_seq for entry in chunk),
                     zone_name=zone_name,
                 )
             )

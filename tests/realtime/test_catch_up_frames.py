@@ -99,3 +99,24 @@ def test_fewer_edits_with_a_lot_of_text_ask_the_page_to_reload_too(alice):
     [frame] = catch_up.catch_up(room_name=room.name, cursor=160, zone_name="UTC").frames
 
     assert shown_ids([frame]) == [] and "reload" in frame.lower()
+
+
+def test_a_catch_up_cut_off_after_any_frame_resumes_from_it_and_appends_nothing_twice(alice):
+    room = Room.objects.create(name="quotes")
+    early = post_message(room, alice, "shown already")
+    for n in range(60):
+        services.message_post(room=room, author=alice, data={"message": QUOTES[:1995] + str(n), "token": str(uuid4())})
+    services.message_edit(room=room, message_id=early.pk, editor=alice, data={"message": "edited since"})
+
+    full = catch_up.catch_up(room_name=room.name, cursor=1, zone_name="UTC")
+    assert len(full.frames) > 2
+
+    def appended(frames: list[str]) -> list[str]:  # the new messages (the early one is replaced, not appended)
+        return [pk for pk in shown_ids(frames) if pk != str(early.pk)]
+
+    for cut in range(1, len(full.frames)):
+        sent = full.frames[:cut]
+        cursors = [int(c) for frame in sent for c in re.findall(r'id="sync-after" name="after" value="(\d+)"', frame)]
+        resumed = catch_up.catch_up(room_name=room.name, cursor=cursors[-1] if cursors else 1, zone_name="UTC")
+        assert not set(appended(sent)) & set(appended(resumed.frames)), f"appended twice after frame {cut}"
+        assert appended(sent) + appended(resumed.frames) == appended(full.frames), f"lost after frame {cut}"
