@@ -57,9 +57,13 @@ def matching(query: Query, scope: Scope) -> QuerySet[Message]:
 
 
 def ranked_ids(query: Query, scope: Scope, *, candidates: int, offset: int, limit: int) -> list[int]:
-    """Ids of the newest `candidates` matches, best first (ts_rank), then newest first."""
-    newest = matching(query, scope).order_by("-id").values("id")[:candidates]
-    ranked = Message.objects.filter(id__in=newest).annotate(rank=SearchRank(StoredVector(), search_query(query)))
+    """Ids of the newest `candidates` matches, best first (ts_rank), then newest first: the id of the
+    candidates-th newest match first (the GIN index and the primary key, newest first), then the matches from
+    there on ranked. (As one query with a subquery, the stored vector would be read against the outer table:
+    StoredVector names the table, not the subquery's alias.)"""
+    matches = matching(query, scope)
+    newest_from = next(iter(matches.order_by("-id").values_list("id", flat=True)[candidates - 1 : candidates]), 0)
+    ranked = matches.filter(id__gte=newest_from).annotate(rank=SearchRank(StoredVector(), search_query(query)))
     return list(ranked.order_by("-rank", "-id").values_list("id", flat=True)[offset : offset + limit])
 
 

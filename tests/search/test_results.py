@@ -128,6 +128,7 @@ def test_a_word_in_very_many_messages_ranks_its_newest_matches(room, alice, monk
     post_message(room, alice, "status status status status")  # the best match, but older than 3 others
     for n in range(3):
         post_message(room, alice, f"status {n}")
+    post_message(room, alice, "unrelated chatter")  # newer, and no match: not one of the candidates
     assert found("status") == ["status 2", "status 1", "status 0"]
 
 
