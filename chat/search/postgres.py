@@ -67,7 +67,7 @@ def ranked_ids(query: Query, scope: Scope, *, candidates: int, offset: int, limi
     return list(ranked.order_by("-rank", "-id").values_list("id", flat=True)[offset : offset + limit])
 
 
-def snippets(query: Query, ids: list[int]) -> dict[int, str]:
+def snippets(query: Query, bodies: dict[int, str]) -> dict[int, str]:
     """id → the best passage of each message, its matched words between MARK_START and MARK_END
     (ts_headline of the plain text: the markers, never HTML; the template escapes the rest)."""
     # Marker characters in a body itself are dropped first (a message cannot forge a match), then < and > are
@@ -85,5 +85,5 @@ def snippets(query: Query, ids: list[int]) -> dict[int, str]:
         max_words=SNIPPET_WORDS,
         min_words=SNIPPET_WORDS // 2,
     )
-    rows = Message.objects.filter(pk__in=ids).annotate(snippet=headline).values_list("id", "snippet")
+    rows = Message.objects.filter(pk__in=list(bodies)).annotate(snippet=headline).values_list("id", "snippet")
     return dict(rows)

@@ -79,7 +79,7 @@ def message_search(
     ids = ids[:RESULTS_PER_PAGE]
     # Deleted since the ranking (a moment ago) or not: never shown.
     messages = Message.objects.filter(pk__in=ids, deleted__isnull=True).select_related("room", "author").in_bulk()
-    snippets = search.snippets(query, ids)
+    snippets = search.snippets(query, {pk: message.body for pk, message in messages.items()})
     room_paths: dict[int, str] = {}  # one reverse() per room, not per result
     results = []
     for pk in ids:

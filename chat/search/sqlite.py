@@ -5,7 +5,7 @@ content: it holds the index, not a second copy of the text), kept in step by tri
 The MATCH expression is built from the parsed words only: each term an FTS5 string of the body column
 (`body : "…"`, the words joined by spaces: a phrase), so no operator, column filter, prefix `*`, `^` or
 NEAR the user types reaches FTS5. Ranked by bm25() of the body (lower is better), snippets by snippet()
-with private-use markers.
+with private-use markers, over the page's own texts (`snippets`).
 """
 
 from django.db import connection
@@ -13,9 +13,11 @@ from django.db import connection
 from chat.models import Room
 from chat.search.query import Query
 from chat.search.scope import Scope
-from chat.search.snippets import MARK_END, MARK_START, SNIPPET_WORDS
+from chat.search.snippets import MARK_END, MARK_START, MARKERS, SNIPPET_WORDS
 
 TABLE = "chat_message_fts"
+PAGE_TABLE = "chat_search_page"  # a temporary table: the texts of the page being shown, for their snippets
+NO_MARKERS = str.maketrans(dict.fromkeys(MARKERS))
 # Porter stemming over unicode61 (letters and digits of any script, diacritics folded).
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 
@@ -70,15 +72,28 @@ def ranked_ids(query: Query, scope: Scope, *, candidates: int, offset: int, limi
         return [row[0] for row in cursor.fetchall()]
 
 
-def snippets(query: Query, ids: list[int]) -> dict[int, str]:
-    """id → the best passage of each message, its matched words between MARK_START and MARK_END."""
-    if not ids:
+def snippets(query: Query, bodies: dict[int, str]) -> dict[int, str]:
+    """id → the best passage of each of these messages, its matched words between MARK_START and MARK_END.
+
+    Made in a small temporary FTS5 table of the page's own texts, with the same tokenizer (PAGE_TABLE: one per
+    connection, emptied after each use), not by snippet() over the whole index: that looks the query's words
+    up in the index once per message, and a frequent word's list is long (a page of a two-word phrase at
+    1,000,000 messages: 3.4 ms that way, 0.5 ms this way). Marker characters in a text are dropped first, so a
+    message cannot forge a match."""
+    if not bodies:
         return {}
-    marks = ", ".join(["%s"] * len(ids))
-    sql = f"""
-        SELECT rowid, snippet({TABLE}, 0, %s, %s, '…', %s) FROM {TABLE}
-        WHERE {TABLE} MATCH %s AND rowid IN ({marks})
-    """
+    rows = [(pk, body.translate(NO_MARKERS)) for pk, body in bodies.items()]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [MARK_START, MARK_END, SNIPPET_WORDS, match_text(query), *ids])
-        return dict(cursor.fetchall())
+        table = f"temp.{PAGE_TABLE} USING fts5(body, tokenize = '{TOKENIZE}')"
+        cursor.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}")
+        cursor.execute(f"DELETE FROM temp.{PAGE_TABLE}")
+        try:
+            cursor.executemany(f"INSERT INTO temp.{PAGE_TABLE} (rowid, body) VALUES (%s, %s)", rows)
+            cursor.execute(
+                f"SELECT rowid, snippet({PAGE_TABLE}, 0, %s, %s, '…', %s) FROM temp.{PAGE_TABLE}"
+                f" WHERE {PAGE_TABLE} MATCH %s",
+                [MARK_START, MARK_END, SNIPPET_WORDS, match_text(query)],
+            )
+            return dict(cursor.fetchall())
+        finally:
+            cursor.execute(f"DELETE FROM temp.{PAGE_TABLE}")

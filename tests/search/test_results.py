@@ -62,6 +62,23 @@ def test_snippets_mark_the_matched_words_only(room, alice):
     assert "".join(text for text, _ in result.snippet) == "The <b>parser</b> broke & we fixed the parsers"
 
 
+def test_a_message_cannot_forge_a_match_with_the_marker_characters(room, alice):
+    post_message(room, alice, "budget \ue000forged\ue001 plan")
+    [result] = message_search(text="budget", user=AnonymousUser()).results
+    assert [text for text, is_match in result.snippet if is_match] == ["budget"]
+    assert "".join(text for text, _ in result.snippet) == "budget forged plan"
+
+
+def test_each_result_of_a_page_has_its_own_snippet(room, alice):
+    for n in range(25):
+        post_message(room, alice, f"message {n} about the quarterly roadmap review")
+    results = message_search(text='"roadmap review"', user=AnonymousUser()).results
+    assert len(results) == RESULTS_PER_PAGE
+    for result in results:
+        assert "".join(text for text, _ in result.snippet) == result.message.body
+        assert [text for text, is_match in result.snippet if is_match] in (["roadmap", "review"], ["roadmap review"])
+
+
 def test_an_edited_message_is_found_by_its_new_text_only(room, alice):
     message = post_message(room, alice, "the old wording")
     services.message_edit(room=room, message_id=message.pk, editor=alice, data={"message": "a fresh phrasing"})
