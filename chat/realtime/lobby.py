@@ -3,13 +3,14 @@ its last message (author, the first 80 characters, time) and, for a signed-in re
 messages are new to them and how many of those mention them.
 
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
-it live. A scheduled job per process with lobby sockets reads the lobby every TICK (1 s): the room list
-(one query), the rooms' presence counts (one read of the presence store) and the unread and mention counts
-of every signed-in reader with a lobby socket here (one query each), whatever the number of sockets. Each
-socket whose list differs from the one it shows gets the whole `#rooms` list, rendered once per
-distinct list and time zone: at most one lobby frame per socket per second, however busy the rooms.
-A room's new message, a new room, people coming and going, a room read in another tab: all show up
-within a second or two, from any process, with no event to miss.
+it live. A scheduled job per process with lobby sockets reads the lobby when it may have changed
+(chat/realtime/lobby_notices.py: a change anywhere notifies every process), at most once every TICK
+(1 s): the room list (one query), the rooms' presence counts (one read of the presence store) and the
+unread and mention counts of every signed-in reader with a lobby socket here (one query each), whatever
+the number of sockets. Each socket whose list differs from the one it shows gets the whole `#rooms`
+list, rendered once per distinct list and time zone: at most one lobby frame per socket per second,
+however busy the rooms. A room's new message, a new room, people coming and going, a room read in
+another tab: all show up within a second or two, from any process; while nothing happens, nothing is read.
 """
 
 import asyncio
@@ -23,7 +24,7 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, mention_notices, presence_store, session_notices, unread
+from chat.realtime import db, lobby_notices, mention_notices, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -135,13 +136,14 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
 
 
 def active() -> bool:
-    return bool(sockets.lobby())
+    return bool(sockets.lobby()) and lobby_notices.staleness.stale
 
 
 async def tick() -> None:
-    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK)."""
+    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK while
+    the lobby is stale)."""
     lobby_sockets = sockets.lobby()
-    if not lobby_sockets:
+    if not lobby_sockets or not lobby_notices.staleness.take():
         return
     user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
     if user_ids:

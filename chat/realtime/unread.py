@@ -6,14 +6,15 @@
   per process (one scheduled flush for all of them), so messages that arrive in an open room
   never count as new, in whichever tab or process it is open.
 - The lobby (chat/realtime/lobby.py) shows, per room a user has opened before, how many messages by others
-  came after their mark; it reads the marks every second, so every lobby tab of theirs clears live.
+  came after their mark; a flush that moves marks tells the lobbies (chat/realtime/lobby_notices.py), so
+  every lobby tab of theirs clears live.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
 
 from chat import services
 from chat.models import Message, Room
-from chat.realtime import db
+from chat.realtime import db, lobby_notices
 from chat.realtime.registry import Entry, sockets
 
 FLUSH = 1.0  # seconds between two write-backs of open sockets' positions
@@ -64,6 +65,7 @@ class ReadPositions:
             # A key written before has its mark: only an update, no insert attempt (a big room's every second).
             await db.writes(services.read_marks_advance)(positions=changed, existing=set(self.written))
             self.written.update(changed)
+            await lobby_notices.send()  # these readers' unread counts
 
     def reset(self) -> None:
         self.written.clear()
