@@ -5,7 +5,8 @@ messages are new to them and how many of those mention them.
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
 it live. A scheduled job per process with lobby sockets reads the lobby when it may have changed
 (chat/realtime/lobby_notices.py: a change anywhere notifies every process), at most once every TICK
-(1 s): the room list (one query), the rooms' presence counts (one read of the presence store) and the
+(1 s): the room list (one query), the rooms' presence counts (one read of the presence store, for the
+rooms whose list this process does not keep current already) and the
 unread and mention counts of every signed-in reader with a lobby socket here (one query each), whatever
 the number of sockets. Each socket whose list differs from the one it shows gets the whole `#rooms`
 list, rendered once per distinct list and time zone: at most one lobby frame per socket per second,
@@ -24,7 +25,7 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, lobby_notices, mention_notices, presence_store, session_notices, unread
+from chat.realtime import db, lobby_notices, mention_notices, presence, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -151,7 +152,9 @@ async def tick() -> None:
         # reader has open here never shows as new, whichever job ran first.
         await unread.positions.flush()
     rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
-    views = await presence_store.views([room.name for room in rooms])
+    # The lists this process's presence keeps current serve as they are: only the other rooms are read.
+    views = presence.tracker.current_views([room.name for room in rooms])
+    views.update(await presence_store.views([room.name for room in rooms if room.name not in views]))
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     rendered: dict[tuple[Any, ...], str] = {}

@@ -99,6 +99,16 @@ class Presence:
         if room is not None and origin != ORIGIN:
             room.dirty = True
 
+    def current_views(self, names: list[str]) -> dict[str, View]:
+        """The lists of these rooms that this process keeps current (it has sockets there and no change
+        is waiting to be read), so the lobby need not read them again."""
+        found = {}
+        for name in names:
+            room = self.rooms.get(name)
+            if room is not None and room.view is not None and not room.dirty:
+                found[name] = room.view
+        return found
+
     def active(self) -> bool:
         """Runs while this process has a room socket, or a last leave still to announce or write down."""
         return bool(len(sockets) or self.to_announce or self.to_remove)

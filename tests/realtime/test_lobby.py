@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import selectors, services
 from chat.models import ReadMark, Room
-from chat.realtime import lobby, lobby_notices
+from chat.realtime import lobby, lobby_notices, presence_store
 from tests.support.in_process import message_frame, post_message, session_cookie
 
 
@@ -239,3 +239,27 @@ async def test_with_redis_another_processs_change_reaches_this_processs_lobby(re
 
     latest = await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: rooms[0]["preview"] == "from the other process")
     assert latest[-1][0]["preview"] == "from the other process"
+
+
+@pytest.mark.presence
+async def test_the_lobby_reads_presence_only_for_rooms_this_process_does_not_follow(
+    lobby_socket, connect, alice, monkeypatch
+):
+    followed = await database_sync_to_async(Room.objects.create)(name="followed")
+    other = await database_sync_to_async(Room.objects.create)(name="other")
+    await post(other, alice, "elsewhere")
+    await post(followed, alice, "here")
+    await connect("followed", alice)
+    asked = []
+    real = presence_store.views
+
+    async def views(names):
+        asked.append(sorted(names))
+        return await real(names)
+
+    monkeypatch.setattr(presence_store, "views", views)
+    lobby_socket_ = await lobby_socket()
+    latest = (await lobby_frames(lobby_socket_, 3, until=lambda rooms: rooms[0]["here"] == 1))[-1]
+
+    assert [(room["name"], room["here"]) for room in latest] == [("followed", 1), ("other", 0)]
+    assert asked and asked[-1] == ["other"]
