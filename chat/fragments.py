@@ -177,8 +177,9 @@ def gap_appended(
 
 
 def connection_status() -> str:
-    """A fresh status element: its animation shows "Reconnecting…" unless another copy replaces it in time."""
-    return render_to_string("chat/oob/_connection_status.html")
+    """A fresh status element: its animation shows "Reconnecting…" unless another copy replaces it in time
+    (the same HTML each time: the page's element is replaced, so its animation starts over)."""
+    return rendered.get(("connection status",), lambda: render_to_string("chat/oob/_connection_status.html"))
 
 
 def compose_reset() -> str:
@@ -248,8 +249,8 @@ def presence_list(view: Any) -> str:
 
 
 def typing_list(names: tuple[str, ...]) -> str:
-    """`#typing`: who is typing in the room, for one reader."""
-    return render_to_string("chat/oob/_typing.html", {"typing": names})
+    """`#typing`: who is typing in the room, for one reader; rendered once per process for each list."""
+    return rendered.get(("typing", names), lambda: render_to_string("chat/oob/_typing.html", {"typing": names}))
 
 
 def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:

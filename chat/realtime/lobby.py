@@ -157,12 +157,22 @@ async def tick() -> None:
     views.update(await presence_store.views([room.name for room in rooms if room.name not in views]))
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
-    rendered: dict[tuple[Any, ...], str] = {}
+    # Most readers see the same list: every public room, nothing new to them, no room of their own. It is
+    # built once; only a reader with counts or private rooms and conversations gets a list of their own.
+    personal = {user for user, _ in new} | {user for user, _ in mentioned}
+    personal.update(*(room.members for room in rooms if room.kind != Room.PUBLIC))
+    common = entries(rooms, views, {}, None)
+    lists: dict[int | None, tuple[Entry, ...]] = {}
+    rendered: dict[tuple[Any, ...], str] = {}  # by the list's identity: one render per distinct list and zone
     for socket in lobby_sockets:
-        view = entries(rooms, views, new, socket.user_id, mentioned)
+        user_id = socket.user_id
+        if user_id not in personal:
+            view = common
+        elif (view := lists.get(user_id)) is None:
+            view = lists[user_id] = entries(rooms, views, new, user_id, mentioned)
         if view == socket.shown:
             continue
-        key = (view, socket.zone_name, socket.user_id is not None)
+        key = (id(view), socket.zone_name, user_id is not None)
         if key not in rendered:
             rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name, signed_in=key[2])
         socket.shown = view
