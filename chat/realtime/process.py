@@ -51,3 +51,4 @@ def reset() -> None:
     presence_store.backends.reset()
     access.public_rooms.reset()
     fragments.rendered.clear()
+    fragments.lobby_entries.clear()
