@@ -132,6 +132,7 @@ class ChatConsumer(
             await self.release()
 
     async def disconnect(self, code: int) -> None:
+        self.close_code = code  # presence tells a lost connection (which comes back) from a page closed
         await self.release()
 
     async def release(self) -> None:

@@ -42,6 +42,10 @@ TICK = 0.5
 MIN_FRAME_GAP = 1.0  # seconds between two presence frames to one socket
 ROOM_FRAMES_PER_SECOND = 500  # beyond this many sockets in a room here, its frames are spaced further
 REFRESH = 15.0  # seconds between two heartbeats of a process (Redis only)
+# A socket whose connection was lost (no close frame: a phone changing networks, a laptop waking up) stays
+# listed this long: htmx reconnects within a second or two, and the lists never show the blip.
+LOST_GRACE = 5.0
+LOST = 1006  # the close code of a connection that ended without a close frame
 # Tells this process's own announcements apart from other processes'.
 ORIGIN = PROCESS
 
@@ -66,6 +70,7 @@ class Presence:
         self.to_remove: dict[str, set[str]] = {}
         self.beat_at = float("-inf")  # monotonic
         self.dead_seen: set[str] = set()  # processes found dead, whose members this process has re-read
+        self.lost: list[tuple[float, Entry]] = []  # (when to leave, entry) of lost connections, oldest first
 
     def joined(self, entry: Entry) -> None:
         room = self.rooms.setdefault(entry.room, RoomView())
@@ -78,7 +83,16 @@ class Presence:
         self.to_add.setdefault(entry.room, set()).add(entry.member)
 
     def left(self, entry: Entry) -> None:
-        """Its member goes at once, and the room's lists are updated within a tick or two."""
+        """Its member goes at once, and the room's lists are updated within a tick or two; a lost connection's
+        member after LOST_GRACE, so that its reconnect changes nobody's list."""
+        if enabled() and getattr(entry.socket, "close_code", None) == LOST:
+            self.lost.append((time.monotonic() + LOST_GRACE, entry))
+            if not sockets.room_size(entry.room):
+                self.rooms.pop(entry.room, None)
+            return
+        self.leave(entry)
+
+    def leave(self, entry: Entry) -> None:
         room = self.rooms.get(entry.room)
         if room is not None:
             room.dirty = True
@@ -111,7 +125,7 @@ class Presence:
 
     def active(self) -> bool:
         """Runs while this process has a room socket, or a last leave still to announce or write down."""
-        return bool(len(sockets) or self.to_announce or self.to_remove)
+        return bool(len(sockets) or self.to_announce or self.to_remove or self.lost)
 
     async def tick(self) -> None:
         if not enabled():
@@ -119,6 +133,8 @@ class Presence:
         mono = time.monotonic()
         if shared() and mono - self.beat_at >= REFRESH:
             await self.beat(mono)
+        while self.lost and self.lost[0][0] <= mono:
+            self.leave(self.lost.pop(0)[1])
         await self.write()
         if self.to_announce:
             await lobby_notices.send()  # their counts of people

@@ -87,6 +87,32 @@ async def test_members_see_each_other_arrive_and_leave(connect, alice, bob):
     await latest_presence(ada, 3.0, names=["alice"])
 
 
+async def test_a_lost_connection_that_comes_back_changes_nobodys_list(connect, alice, bob, monkeypatch):
+    monkeypatch.setattr(presence, "LOST_GRACE", 2.0)
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    await latest_presence(ada, names=["alice", "bob"])
+
+    await bobs.disconnect(code=presence.LOST)  # no close frame: a phone changing networks
+    await asyncio.sleep(1.0)  # two ticks: without the grace, the leave would be written and read
+    await connect("general", bob)  # htmx reconnects
+
+    assert await presence_frames(ada, 3.0) == []
+
+
+async def test_a_lost_connection_that_does_not_come_back_leaves_after_the_grace(connect, alice, bob, monkeypatch):
+    monkeypatch.setattr(presence, "LOST_GRACE", 1.0)
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    await latest_presence(ada, names=["alice", "bob"])
+
+    started = time.monotonic()
+    await bobs.disconnect(code=presence.LOST)
+
+    await latest_presence(ada, 4.0, names=["alice"])
+    assert time.monotonic() - started >= 1.0
+
+
 async def test_a_second_tab_of_the_same_user_changes_nobodys_list(connect, alice, bob):
     bobs = await connect("general", bob)
     await connect("general", alice)
