@@ -3,7 +3,9 @@
 Used only with `python -m tests.bench --redis-option NAME=VALUE` (merged into the
 product's host entry) or `--redis-plain-url` (the host entry is the bare URL, i.e.
 channels-redis and redis-py defaults, as in the Channels tutorial), to measure which
-options the product should configure. The product's own settings stay untouched.
+options the product should configure; and by `python -m tests.bench.workspace`, whose servers
+count their queries (BENCH_QUERY_COUNT_DIR, tests/bench/query_count.py). The product's own
+settings stay untouched.
 """
 
 import json
