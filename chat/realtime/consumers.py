@@ -286,16 +286,18 @@ class ChatConsumer(
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
         and a gap means a broadcast was lost, so what is missing comes from the database."""
-        await typing_notices.typists.message_arrived(self, event)
+        # Its author is no longer typing: the page's #typing goes in the message's own frame.
+        typing = typing_notices.typists.message_arrived(self, event)
         seq = event["seq"]
         catch_up.rooms.advance(self.room_name, seq)
-        if self.seq is None or seq <= self.seq:
-            return
-        if seq > self.seq + 1:
-            await self.catch_up(cursor=self.seq)
+        if self.seq is None or seq <= self.seq or seq > self.seq + 1:
+            if typing:
+                await self.send(text_data=typing)
+            if self.seq is not None and seq > self.seq + 1:
+                await self.catch_up(cursor=self.seq)
             return
         self.seq = seq
-        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
+        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name) + typing)
 
     async def sign_out(self, *, removed: bool = False) -> None:
         """Show the page it is signed out (or its account removed), then close with a code htmx does not retry."""
