@@ -526,7 +526,9 @@ async def drive(run: Run, sample) -> dict[str, Any]:
     row["latency_ms"] = percentiles(run.tally.latencies, (50, 95, 99, 100), 1000)
     row["dropped"] = {str(code): n for code, n in run.tally.dropped.items()}
     if args.idle > 0:
-        await asyncio.sleep(2.0)  # the last frames of the steady state (typing clearing, lobby) arrive
+        # The steady state's last effects pass first: typing clears (4.5 s), lost connections leave (5 s), the
+        # read marks are written and the lobbies read once more.
+        await asyncio.sleep(args.idle_settle)
         run.tally.measuring_latency = False
         quiet = await asyncio.to_thread(sample)
         await asyncio.sleep(args.idle)
@@ -753,6 +755,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--steady", type=float, default=180.0, help="seconds of steady state after the joins (180)")
     add("--idle", type=float, default=60.0, help="seconds of the idle phase after it (60; 0: none)")
     add("--settle", type=float, default=10.0, help="seconds between the joins and the steady state (10)")
+    add("--idle-settle", type=float, default=10.0, help="seconds between the steady state's end and the idle phase (10)")
     add("--drain", type=float, default=15.0, help="at most this long for the last deliveries (15)")
     add("--connect-concurrency", type=int, default=200, help="handshakes in flight at once while joining (200)")
     add("--connect-timeout", type=float, default=60.0, help="per handshake, seconds (60)")
