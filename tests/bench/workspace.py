@@ -755,7 +755,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--steady", type=float, default=180.0, help="seconds of steady state after the joins (180)")
     add("--idle", type=float, default=60.0, help="seconds of the idle phase after it (60; 0: none)")
     add("--settle", type=float, default=10.0, help="seconds between the joins and the steady state (10)")
-    add("--idle-settle", type=float, default=10.0, help="seconds between the steady state's end and the idle phase (10)")
+    add("--idle-settle", type=float, default=10.0, help="seconds from the steady state's end to the idle phase (10)")
     add("--drain", type=float, default=15.0, help="at most this long for the last deliveries (15)")
     add("--connect-concurrency", type=int, default=200, help="handshakes in flight at once while joining (200)")
     add("--connect-timeout", type=float, default=60.0, help="per handshake, seconds (60)")
