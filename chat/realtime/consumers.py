@@ -32,6 +32,7 @@ from chat.realtime import (
     presence,
     session_notices,
     typing_notices,
+    unread,
 )
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
@@ -271,6 +272,7 @@ class ChatConsumer(
         known = await catch_up.rooms.latest(self.room_name, joined_at=self.joined_at)
         if cursor >= known:
             self.seq = known  # up to date: nothing to send
+            unread.positions.advanced(self)
             return
         await self.catch_up(cursor=cursor)
 
@@ -282,6 +284,7 @@ class ChatConsumer(
         for frame in result.frames:
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)
+        unread.positions.advanced(self)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
@@ -297,6 +300,7 @@ class ChatConsumer(
                 await self.catch_up(cursor=self.seq)
             return
         self.seq = seq
+        unread.positions.advanced(self)
         await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name) + typing)
 
     async def sign_out(self, *, removed: bool = False) -> None:

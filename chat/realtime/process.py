@@ -33,7 +33,7 @@ def install() -> None:
     scheduler.every(presence.TICK, "presence", presence.tracker.tick, active=presence.tracker.active)
     typists = typing_notices.typists
     scheduler.every(typing_notices.TICK, typing_notices.JOB, typists.tick, active=typists.active)
-    scheduler.every(unread.FLUSH, "read marks", unread.positions.flush, active=unread.positions.active)
+    scheduler.every(unread.FLUSH, unread.JOB, unread.positions.flush, active=unread.positions.active)
     scheduler.every(lobby.TICK, lobby_notices.JOB, lobby.tick, active=lobby.active)
     scheduler.every(liveness.TICK, "liveness", liveness.tick, active=liveness.active)
     scheduler.every(layer_watch.PROBE_INTERVAL, "layer watch", layer_watch.watch.tick, active=layer_watch.watch.active)
