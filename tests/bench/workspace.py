@@ -512,10 +512,20 @@ async def drive(run: Run, sample) -> dict[str, Any]:
     row["connect_ms"] = percentiles(times, (50, 95, 100), 1000)
     await asyncio.sleep(args.settle)
     start = await asyncio.to_thread(sample)
+    timeline: list[tuple[float, list[int]]] = []  # (seconds into the steady state, RSS MiB per process)
+
+    async def watch_memory() -> None:
+        while True:
+            await asyncio.sleep(args.memory_every)
+            probe = await asyncio.to_thread(sample)
+            timeline.append((round(probe.at - start.at), [round(kib / 1024) for kib in probe.rss_kib]))
+
+    watcher = asyncio.create_task(watch_memory())
     await run.steady(args.steady)
     end = await asyncio.to_thread(sample)
     await run.drain(args.drain)
     row["steady"] = phase_figures(run, start, end)
+    row["rss_timeline_mib"] = timeline
     row["posted"] = sum(len(numbers) for numbers in run.posted)
     row["send_failures"] = run.send_failures
     row["reconnects"] = run.reconnects
@@ -533,6 +543,7 @@ async def drive(run: Run, sample) -> dict[str, Any]:
         quiet = await asyncio.to_thread(sample)
         await asyncio.sleep(args.idle)
         row["idle"] = phase_figures(run, quiet, await asyncio.to_thread(sample))
+    watcher.cancel()
     return row
 
 
@@ -756,6 +767,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--idle", type=float, default=60.0, help="seconds of the idle phase after it (60; 0: none)")
     add("--settle", type=float, default=10.0, help="seconds between the joins and the steady state (10)")
     add("--idle-settle", type=float, default=10.0, help="seconds from the steady state's end to the idle phase (10)")
+    add("--memory-every", type=float, default=15.0, help="seconds between two RSS samples, steady and idle (15)")
     add("--drain", type=float, default=15.0, help="at most this long for the last deliveries (15)")
     add("--connect-concurrency", type=int, default=200, help="handshakes in flight at once while joining (200)")
     add("--connect-timeout", type=float, default=60.0, help="per handshake, seconds (60)")
@@ -820,6 +832,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in verdicts(rows):
         print(line)
+    print("\nRSS MiB per process (seconds into the steady state: each process), steady state then idle:")
+    for row in rows:
+        if row.get("rss_timeline_mib"):
+            points = ", ".join(f"{at}s: {'/'.join(map(str, mib))}" for at, mib in row["rss_timeline_mib"])
+            print(f"  {row['config']} {row['app']}: {points}")
     for row in rows:
         extras = {k: row[k] for k in ("failed_connects", "dropped", "send_failures", "server_log") if row.get(k)}
         extras = {k: v for k, v in extras.items() if not isinstance(v, dict) or any(v.values())}
