@@ -26,6 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 import redis
 from channels.layers import get_channel_layer
@@ -33,7 +34,7 @@ from channels.layers import get_channel_layer
 from chat import fragments
 from chat.models import room_group_name
 from chat.realtime import lobby_notices, presence_store
-from chat.realtime.presence_store import PROCESS, View, backend, enabled, shared
+from chat.realtime.presence_store import View, backend, enabled, shared
 from chat.realtime.registry import Entry, sockets
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ REFRESH = 15.0  # seconds between two heartbeats of a process (Redis only)
 LOST_GRACE = 5.0
 LOST = 1006  # the close code of a connection that ended without a close frame
 # Tells this process's own announcements apart from other processes'.
-ORIGIN = PROCESS
+ORIGIN = uuid4().hex
 
 
 @dataclass(eq=False)
@@ -187,13 +188,15 @@ class Presence:
             if members:
                 try:
                     await backend().add(name, members)
-                except redis.RedisError as exc:  # the next heartbeat that finds them lost adds them
+                except redis.RedisError as exc:  # tried again on the next tick (unless they leave meanwhile)
                     logger.warning("storing presence in %s failed: %r", name, exc)
+                    self.to_add.setdefault(name, set()).update(members)
         for name, gone in removes.items():
             try:
                 await backend().remove(name, *gone)
-            except redis.RedisError as exc:  # they stay until this process's heartbeat ends
+            except redis.RedisError as exc:  # tried again on the next tick: nothing else would remove them
                 logger.warning("removing presence in %s failed: %r", name, exc)
+                self.to_remove.setdefault(name, set()).update(gone)
 
     async def refresh(self) -> None:
         """Write every local socket's member again (one write per room), and have every room re-read here

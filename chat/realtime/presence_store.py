@@ -37,8 +37,6 @@ NAMES_SHOWN = 30  # a list of 1,000 names would make every frame huge: the rest 
 KEY = "chat:presence:{}"
 PROCESSES = "chat:presence:processes"
 REDIS_TIMEOUT = 3.0
-# This process, in the members it writes and in its heartbeat.
-PROCESS = uuid4().hex
 
 
 def enabled() -> bool:
@@ -123,21 +121,26 @@ class RedisPresence:
         # redis.asyncio connections belong to the loop that made them.
         self.clients = PerLoop(lambda: redis.asyncio.Redis.from_url(url, **timeouts))
         self.sync_client = redis.Redis.from_url(url, **timeouts)
+        # This process, in the members it writes and in its heartbeat: a new one when the process forgets
+        # what it holds (process.reset()), so what it wrote before expires with the old heartbeat.
+        self.process = uuid4().hex
 
     def client(self) -> redis.asyncio.Redis:
         return self.clients.get()
 
-    async def add(self, room: str, members: Iterable[str], *, process: str = PROCESS) -> None:
+    async def add(self, room: str, members: Iterable[str], *, process: str | None = None) -> None:
+        process = process or self.process
         await self.client().zadd(KEY.format(room), dict.fromkeys((f"{process} {m}" for m in members), 0))
 
-    async def remove(self, room: str, *members: str, process: str = PROCESS) -> None:
+    async def remove(self, room: str, *members: str, process: str | None = None) -> None:
+        process = process or self.process
         await self.client().zrem(KEY.format(room), *(f"{process} {m}" for m in members))
 
-    async def beat(self, now: float, *, ttl: float, process: str = PROCESS) -> tuple[bool, set[str]]:
+    async def beat(self, now: float, *, ttl: float, process: str | None = None) -> tuple[bool, set[str]]:
         """Say this process lives until now + ttl; whether its heartbeat was missing (Redis lost it, or it
         never beat), and the processes whose heartbeat has expired (listed for DEAD_LISTED seconds)."""
         async with self.client().pipeline(transaction=False) as pipe:
-            pipe.zadd(PROCESSES, {process: now + ttl})
+            pipe.zadd(PROCESSES, {process or self.process: now + ttl})
             pipe.zrangebyscore(PROCESSES, now - DEAD_LISTED, now)
             pipe.zremrangebyscore(PROCESSES, "-inf", now - DEAD_LISTED)
             added, dead, _ = await pipe.execute()

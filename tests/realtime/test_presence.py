@@ -222,7 +222,7 @@ async def test_with_redis_a_dead_processs_users_expire_from_every_list(private_r
     assert await presence.backend().read(["general"]) == {"general": [f"{bobs_channel()} bob"]}
     # The read deleted the dead process's member.
     assert await presence.backend().client().zrange(presence_store.KEY.format("general"), 0, -1) == [
-        f"{presence_store.PROCESS} {bobs_channel()} bob".encode()
+        f"{presence.backend().process} {bobs_channel()} bob".encode()
     ]
 
 
