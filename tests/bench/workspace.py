@@ -16,9 +16,12 @@ phone loses its network) and come back --reconnect-delay seconds later. The tuto
 no presence, no catch-up, no sign-in (it reads no session).
 
 Phases: everyone connects (--connect-concurrency handshakes at a time), --settle seconds, --steady
-seconds of posts, typing and reconnects, a --drain for the last deliveries, then --idle seconds with
-everyone connected and nothing happening. Per configuration (memory-1: one daphne, in-memory layer,
-SQLite; redis-2: two daphnes, Redis pub/sub on a private redis-server, PostgreSQL) and app it prints:
+seconds of posts, typing and reconnects, a --drain for the last deliveries, --idle-settle seconds for
+the steady state's last effects, then --idle seconds with everyone connected and nothing happening.
+The servers' RSS is sampled every --memory-every seconds from the start of the steady state.
+
+Per configuration (memory-1: one daphne, in-memory layer, SQLite; redis-2: two daphnes, Redis pub/sub
+on a private redis-server, PostgreSQL) and app it prints:
 connect p95; latency p50/p95/p99 of live deliveries; delivered % (every message to every page of its
 room, exactly once, in the room's order); server CPU per process (utime + stime over the phase's length)
 and per delivery; RSS per process at the start and end of the steady state; frames and bytes per socket
