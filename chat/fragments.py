@@ -17,6 +17,7 @@ from uuid import uuid4
 
 from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -177,8 +178,9 @@ def gap_appended(
 
 
 def connection_status() -> str:
-    """A fresh status element: its animation shows "Reconnecting…" unless another copy replaces it in time."""
-    return render_to_string("chat/oob/_connection_status.html")
+    """A fresh status element: its animation shows "Reconnecting…" unless another copy replaces it in time
+    (the same HTML each time: the page's element is replaced, so its animation starts over)."""
+    return rendered.get(("connection status",), lambda: render_to_string("chat/oob/_connection_status.html"))
 
 
 def compose_reset() -> str:
@@ -248,22 +250,43 @@ def presence_list(view: Any) -> str:
 
 
 def typing_list(names: tuple[str, ...]) -> str:
-    """`#typing`: who is typing in the room, for one reader."""
-    return render_to_string("chat/oob/_typing.html", {"typing": names})
+    """`#typing`: who is typing in the room, for one reader; rendered once per process for each list."""
+    return rendered.get(("typing", names), lambda: render_to_string("chat/oob/_typing.html", {"typing": names}))
 
 
 def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:
     """`#rooms` (and a signed-in reader's `#direct`): the lobby's lists, in the reader's time zone."""
-    context = {**lobby_lists(entries), "signed_in": signed_in, "mention_total": sum(e.mentions for e in entries)}
-    return render_in(zone_name, "chat/oob/_lobby_rooms.html", context)
+    with timezone.override(zone(zone_name)):
+        context = {**lobby_lists(entries), "signed_in": signed_in, "mention_total": sum(e.mentions for e in entries)}
+        return render_to_string("chat/oob/_lobby_rooms.html", context)
 
 
-def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[Any]]:
-    """The lobby's two lists: rooms (public, and private ones of the reader), and direct conversations."""
+def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[SafeString]]:
+    """The lobby's two lists, each entry's item rendered in the current time zone: rooms (public, and private
+    ones of the reader), and direct conversations."""
     return {
-        "room_entries": [entry for entry in entries if not entry.direct],
-        "direct_entries": [entry for entry in entries if entry.direct],
+        "room_entries": [lobby_entry(entry) for entry in entries if not entry.direct],
+        "direct_entries": [lobby_entry(entry) for entry in entries if entry.direct],
     }
+
+
+# A lobby entry is the same for every reader who sees the room in the same state (its last message, people
+# here, their counts) and zone, on the same day: rendered once per process, not once per reader and tick.
+lobby_entries = RenderCache(2048)
+
+
+def lobby_entry(entry: Any) -> SafeString:
+    """One room or conversation of the lobby's lists (a lobby.Entry), in the current time zone."""
+    zone_name = timezone.get_current_timezone_name()
+
+    def render() -> str:
+        url = (
+            reverse("chat:direct", args=[entry.title]) if entry.direct else reverse("chat:room", args=[entry.room.name])
+        )
+        return render_to_string("chat/_lobby_entry.html", {"entry": entry, "entry_url": url})
+
+    # The day is part of the key: the time reads "Today 04:49", then "Yesterday 04:49".
+    return lobby_entries.get((entry, zone_name, timezone.localdate()), render)
 
 
 def mention_notice(*, event: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from chat import mentions, selectors
 from chat.forms import MessageBodyForm, MessageForm
 from chat.models import DIRECT_PREFIX, Membership, Mention, Message, Profile, ReadMark, Room, room_group_name
 from chat.protection import limits
-from chat.realtime import layer_watch, mention_notices, session_notices
+from chat.realtime import layer_watch, lobby_notices, mention_notices, session_notices
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,9 @@ def member_add(*, room: Room, by: AbstractBaseUser, username: str) -> Membership
     user = users.objects.filter(**{users.USERNAME_FIELD: username.strip()}, is_active=True).first()
     if user is None:
         raise ValidationError(f"There is no user called “{username.strip()}”.")
-    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    if created:
+        lobby_notices.send_on_commit()  # the room shows in their lobby
     return membership
 
 
@@ -169,6 +171,7 @@ def room_access_changed_on_commit(*, room: Room, user_id: int | None = None) -> 
             await asyncio.wait_for(get_channel_layer().group_send(room_group_name(room.name), event), BROADCAST_TIMEOUT)
         except Exception as exc:  # every post re-checks membership anyway
             logger.warning("telling %s's sockets about a membership change failed: %r", room.name, exc)
+        await lobby_notices.send()  # the room leaves (or joins) someone's lobby
 
     transaction.on_commit(lambda: async_to_sync(send)())
 
@@ -304,7 +307,9 @@ async def change_broadcast(*, room_name: str, event: dict[str, Any]) -> bool:
     except Exception as exc:  # the change is saved; peers catch up from the database
         logger.warning("broadcast of change %s in %s failed: %r", event.get("seq"), room_name, exc)
         layer_watch.report_failure()
+        await lobby_notices.send()
         return False
+    await lobby_notices.send()  # its last message, its place in the list, readers' unread counts
     return True
 
 
@@ -472,7 +477,8 @@ def mentions_replace(*, message: Message, notify: Collection[int]) -> tuple[list
 def mention_seen(*, user: AbstractBaseUser, message_id: int) -> bool:
     """The user dismissed the notice of a message that mentions them, or opened it. False: no such mention."""
     mentions_of = Mention.objects.filter(user_id=user.pk, message_id=message_id)
-    mentions_of.filter(seen__isnull=True).update(seen=timezone.now())
+    if mentions_of.filter(seen__isnull=True).update(seen=timezone.now()):
+        lobby_notices.send_on_commit()  # their lobby's count of mentions
     return mentions_of.exists()
 
 
@@ -517,6 +523,7 @@ def read_mark_open(*, user: AbstractBaseUser, room: Room) -> int | None:
         ReadMark.objects.filter(user=user, room=room, seq__lt=room.last_seq).update(
             seq=room.last_seq, updated=timezone.now()
         )
+        lobby_notices.send_on_commit()  # their lobby's unread count of the room
     return before
 
 

@@ -32,6 +32,7 @@ from chat.realtime import (
     presence,
     session_notices,
     typing_notices,
+    unread,
 )
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
@@ -133,6 +134,7 @@ class ChatConsumer(
             await self.release()
 
     async def disconnect(self, code: int) -> None:
+        self.close_code = code  # presence tells a lost connection (which comes back) from a page closed
         await self.release()
 
     async def release(self) -> None:
@@ -271,6 +273,7 @@ class ChatConsumer(
         known = await catch_up.rooms.latest(self.room_name, joined_at=self.joined_at)
         if cursor >= known:
             self.seq = known  # up to date: nothing to send
+            unread.positions.advanced(self)
             return
         await self.catch_up(cursor=cursor)
 
@@ -284,20 +287,24 @@ class ChatConsumer(
             await backpressure.drained(self.scope, below=catch_up.PACE_BYTES)
             await self.send(text_data=frame)
         self.seq = max(self.seq or 0, result.seq)
+        unread.positions.advanced(self)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
         and a gap means a broadcast was lost, so what is missing comes from the database."""
-        await typing_notices.typists.message_arrived(self, event)
+        # Its author is no longer typing: the page's #typing goes in the message's own frame.
+        typing = typing_notices.typists.message_arrived(self, event)
         seq = event["seq"]
         catch_up.rooms.advance(self.room_name, seq)
-        if self.seq is None or seq <= self.seq:
-            return
-        if seq > self.seq + 1:
-            await self.catch_up(cursor=self.seq)
+        if self.seq is None or seq <= self.seq or seq > self.seq + 1:
+            if typing:
+                await self.send(text_data=typing)
+            if self.seq is not None and seq > self.seq + 1:
+                await self.catch_up(cursor=self.seq)
             return
         self.seq = seq
-        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
+        unread.positions.advanced(self)
+        await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name) + typing)
 
     async def sign_out(self, *, removed: bool = False) -> None:
         """Show the page it is signed out (or its account removed), then close with a code htmx does not retry."""

@@ -3,13 +3,15 @@ its last message (author, the first 80 characters, time) and, for a signed-in re
 messages are new to them and how many of those mention them.
 
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
-it live. A scheduled job per process with lobby sockets reads the lobby every TICK (1 s): the room list
-(one query), the rooms' presence counts (one read of the presence store) and the unread and mention counts
-of every signed-in reader with a lobby socket here (one query each), whatever the number of sockets. Each
-socket whose list differs from the one it shows gets the whole `#rooms` list, rendered once per
-distinct list and time zone: at most one lobby frame per socket per second, however busy the rooms.
-A room's new message, a new room, people coming and going, a room read in another tab: all show up
-within a second or two, from any process, with no event to miss.
+it live. A scheduled job per process with lobby sockets reads the lobby when it may have changed
+(chat/realtime/lobby_notices.py: a change anywhere notifies every process), at most once every TICK
+(1 s): the room list (one query), the rooms' presence counts (one read of the presence store, for the
+rooms whose list this process does not keep current already) and the
+unread and mention counts of every signed-in reader with a lobby socket here (one query each), whatever
+the number of sockets. Each socket whose list differs from the one it shows gets the whole `#rooms`
+list, rendered once per distinct list and time zone: at most one lobby frame per socket per second,
+however busy the rooms. A room's new message, a new room, people coming and going, a room read in
+another tab: all show up within a second or two, from any process; while nothing happens, nothing is read.
 """
 
 import asyncio
@@ -23,7 +25,7 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, mention_notices, presence_store, session_notices, unread
+from chat.realtime import db, lobby_notices, mention_notices, presence, presence_store, session_notices, unread
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
 from chat.realtime.registry import sockets
 
@@ -135,13 +137,14 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
 
 
 def active() -> bool:
-    return bool(sockets.lobby())
+    return bool(sockets.lobby()) and lobby_notices.staleness.stale
 
 
 async def tick() -> None:
-    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK)."""
+    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK while
+    the lobby is stale)."""
     lobby_sockets = sockets.lobby()
-    if not lobby_sockets:
+    if not lobby_sockets or not lobby_notices.staleness.take():
         return
     user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
     if user_ids:
@@ -149,15 +152,27 @@ async def tick() -> None:
         # reader has open here never shows as new, whichever job ran first.
         await unread.positions.flush()
     rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
-    views = await presence_store.views([room.name for room in rooms])
+    # The lists this process's presence keeps current serve as they are: only the other rooms are read.
+    views = presence.tracker.current_views([room.name for room in rooms])
+    views.update(await presence_store.views([room.name for room in rooms if room.name not in views]))
     new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
     mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
-    rendered: dict[tuple[Any, ...], str] = {}
+    # Most readers see the same list: every public room, nothing new to them, no room of their own. It is
+    # built once; only a reader with counts or private rooms and conversations gets a list of their own.
+    personal = {user for user, _ in new} | {user for user, _ in mentioned}
+    personal.update(*(room.members for room in rooms if room.kind != Room.PUBLIC))
+    common = entries(rooms, views, {}, None)
+    lists: dict[int | None, tuple[Entry, ...]] = {}
+    rendered: dict[tuple[Any, ...], str] = {}  # by the list's identity: one render per distinct list and zone
     for socket in lobby_sockets:
-        view = entries(rooms, views, new, socket.user_id, mentioned)
+        user_id = socket.user_id
+        if user_id not in personal:
+            view = common
+        elif (view := lists.get(user_id)) is None:
+            view = lists[user_id] = entries(rooms, views, new, user_id, mentioned)
         if view == socket.shown:
             continue
-        key = (view, socket.zone_name, socket.user_id is not None)
+        key = (id(view), socket.zone_name, user_id is not None)
         if key not in rendered:
             rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name, signed_in=key[2])
         socket.shown = view

@@ -1,17 +1,25 @@
 """Who has a room open, where it is stored: the presence store and the reads pages make of it.
 
-Without REDIS_URL, this process's memory, which is right for one process. With REDIS_URL, Redis:
-a sorted set per room (`chat:presence:<room>`) with one member per socket, `"<channel> <username>"`
-(an empty username for an anonymous reader), scored by its expiry as a Unix time; every read drops
-the expired members. What a process writes there, and when, is chat/realtime/presence.py.
+A room's members are its sockets, each `"<channel> <username>"` (an empty username for an anonymous
+reader). Without REDIS_URL they live in this process's memory, which is right for one process: nothing
+expires, a socket is there until it leaves. With REDIS_URL, in Redis, where a process may die without
+saying so (kill -9):
+- a set per room (`chat:presence:<room>`, a sorted set whose scores are unused), each member prefixed
+  with the id of the process that wrote it (`"<process> <channel> <username>"`);
+- one heartbeat per process in `chat:presence:processes`, scored by the Unix time it expires.
+A member counts while its process's heartbeat has not expired: every read asks for the live processes
+in the same round trip and drops (and deletes) the members of the others. So a live process keeps its
+members with one write every REFRESH seconds, whatever its number of rooms and sockets, instead of
+rewriting each room. What a process writes, and when, is chat/realtime/presence.py.
 """
 
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 import redis
 import redis.asyncio
@@ -21,9 +29,13 @@ from chat.realtime.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
-TTL = 45.0  # seconds a member stays without being refreshed
+TTL = 35.0  # seconds a process's heartbeat lasts (it beats every presence.REFRESH)
+# A process's heartbeat stays listed, expired, this long, so every other process (beating every REFRESH)
+# sees that it died and reads its rooms again.
+DEAD_LISTED = 120.0
 NAMES_SHOWN = 30  # a list of 1,000 names would make every frame huge: the rest are counted
 KEY = "chat:presence:{}"
+PROCESSES = "chat:presence:processes"
 REDIS_TIMEOUT = 3.0
 
 
@@ -75,79 +87,103 @@ class View:
 
 
 class MemoryPresence:
-    """One process: room → member → expiry. A lock, as page views read it from other threads."""
+    """One process: room → its members. A lock, as page views read it from other threads."""
 
     def __init__(self) -> None:
-        self.rooms: dict[str, dict[str, float]] = {}
+        self.rooms: dict[str, set[str]] = {}
         self.lock = threading.Lock()
 
-    async def add(self, room: str, members: Mapping[str, float]) -> None:
+    async def add(self, room: str, members: Iterable[str]) -> None:
         with self.lock:
-            self.rooms.setdefault(room, {}).update(members)
+            self.rooms.setdefault(room, set()).update(members)
 
     async def remove(self, room: str, *members: str) -> None:
         with self.lock:
-            for member in members:
-                self.rooms.get(room, {}).pop(member, None)
+            found = self.rooms.get(room)
+            if found is not None:
+                found.difference_update(members)
+                if not found:
+                    del self.rooms[room]
 
-    async def read(self, rooms: list[str], now: float) -> dict[str, list[str]]:
-        return self.read_sync(rooms, now)
+    async def read(self, rooms: list[str]) -> dict[str, list[str]]:
+        return self.read_sync(rooms)
 
-    def read_sync(self, rooms: list[str], now: float) -> dict[str, list[str]]:
-        read = {}
+    def read_sync(self, rooms: list[str]) -> dict[str, list[str]]:
         with self.lock:
-            for room in rooms:
-                members = self.rooms.get(room, {})
-                for member in [m for m, expiry in members.items() if expiry <= now]:
-                    del members[member]
-                if not members:
-                    self.rooms.pop(room, None)
-                read[room] = list(members)
-        return read
+            return {room: list(self.rooms.get(room, ())) for room in rooms}
 
 
 class RedisPresence:
-    """Every process: a sorted set per room, member → expiry; expired members are dropped by each read."""
+    """Every process: a set per room of members prefixed with their process, and the processes' heartbeats."""
 
     def __init__(self, url: str) -> None:
         timeouts = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
         # redis.asyncio connections belong to the loop that made them.
         self.clients = PerLoop(lambda: redis.asyncio.Redis.from_url(url, **timeouts))
         self.sync_client = redis.Redis.from_url(url, **timeouts)
+        # This process, in the members it writes and in its heartbeat: a new one when the process forgets
+        # what it holds (process.reset()), so what it wrote before expires with the old heartbeat.
+        self.process = uuid4().hex
 
     def client(self) -> redis.asyncio.Redis:
         return self.clients.get()
 
-    async def add(self, room: str, members: Mapping[str, float]) -> None:
-        key = KEY.format(room)
+    async def add(self, room: str, members: Iterable[str], *, process: str | None = None) -> None:
+        process = process or self.process
+        await self.client().zadd(KEY.format(room), dict.fromkeys((f"{process} {m}" for m in members), 0))
+
+    async def remove(self, room: str, *members: str, process: str | None = None) -> None:
+        process = process or self.process
+        await self.client().zrem(KEY.format(room), *(f"{process} {m}" for m in members))
+
+    async def beat(self, now: float, *, ttl: float, process: str | None = None) -> tuple[bool, set[str]]:
+        """Say this process lives until now + ttl; whether its heartbeat was missing (Redis lost it, or it
+        never beat), and the processes whose heartbeat has expired (listed for DEAD_LISTED seconds)."""
         async with self.client().pipeline(transaction=False) as pipe:
-            pipe.zadd(key, dict(members))
-            # A room nobody refreshes any more goes away by itself.
-            pipe.expire(key, int(TTL) + 10)
-            await pipe.execute()
+            pipe.zadd(PROCESSES, {process or self.process: now + ttl})
+            pipe.zrangebyscore(PROCESSES, now - DEAD_LISTED, now)
+            pipe.zremrangebyscore(PROCESSES, "-inf", now - DEAD_LISTED)
+            added, dead, _ = await pipe.execute()
+        return bool(added), {name.decode() for name in dead}
 
-    async def remove(self, room: str, *members: str) -> None:
-        await self.client().zrem(KEY.format(room), *members)
-
-    async def read(self, rooms: list[str], now: float) -> dict[str, list[str]]:
+    async def read(self, rooms: list[str]) -> dict[str, list[str]]:
         async with self.client().pipeline(transaction=False) as pipe:
-            self._queue_reads(pipe, rooms, now)
-            return self._results(rooms, await pipe.execute())
+            self._queue_reads(pipe, rooms)
+            found, gone = self._results(rooms, await pipe.execute())
+        if gone:
+            async with self.client().pipeline(transaction=False) as pipe:
+                for room, members in gone.items():
+                    pipe.zrem(KEY.format(room), *members)
+                await pipe.execute()
+        return found
 
-    def read_sync(self, rooms: list[str], now: float) -> dict[str, list[str]]:
+    def read_sync(self, rooms: list[str]) -> dict[str, list[str]]:
         with self.sync_client.pipeline(transaction=False) as pipe:
-            self._queue_reads(pipe, rooms, now)
-            return self._results(rooms, pipe.execute())
+            self._queue_reads(pipe, rooms)
+            found, _ = self._results(rooms, pipe.execute())
+        return found  # a dead process's members are deleted by the processes' own reads
 
     @staticmethod
-    def _queue_reads(pipe, rooms: list[str], now: float) -> None:
+    def _queue_reads(pipe, rooms: list[str]) -> None:
+        pipe.zrangebyscore(PROCESSES, time.time(), "+inf")
         for room in rooms:
-            pipe.zremrangebyscore(KEY.format(room), "-inf", now)
             pipe.zrange(KEY.format(room), 0, -1)
 
     @staticmethod
-    def _results(rooms: list[str], results: list) -> dict[str, list[str]]:
-        return {room: [m.decode() for m in results[2 * i + 1]] for i, room in enumerate(rooms)}
+    def _results(rooms: list[str], results: list) -> tuple[dict[str, list[str]], dict[str, list[bytes]]]:
+        """Each room's members of live processes (without the process), and the others' stored names."""
+        alive = {name.decode() for name in results[0]}
+        found: dict[str, list[str]] = {}
+        gone: dict[str, list[bytes]] = {}
+        for room, members in zip(rooms, results[1:], strict=True):
+            found[room] = []
+            for stored in members:
+                process, _, member = stored.decode().partition(" ")
+                if process in alive:
+                    found[room].append(member)
+                else:
+                    gone.setdefault(room, []).append(stored)
+        return found, gone
 
 
 class Backends:
@@ -191,7 +227,7 @@ def counts_now(room_names: list[str]) -> dict[str, View]:
     if not enabled() or not room_names:
         return {}
     try:
-        members = backend().read_sync(room_names, time.time())
+        members = backend().read_sync(room_names)
     except redis.RedisError as exc:
         logger.warning("reading presence failed: %r", exc)
         return {}
@@ -203,7 +239,7 @@ async def views(room_names: list[str]) -> dict[str, View]:
     if not enabled() or not room_names:
         return {}
     try:
-        members = await backend().read(room_names, time.time())
+        members = await backend().read(room_names)
     except redis.RedisError as exc:
         logger.warning("reading presence failed: %r", exc)
         return {}

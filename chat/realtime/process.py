@@ -13,6 +13,7 @@ from chat.realtime import (
     layer_watch,
     liveness,
     lobby,
+    lobby_notices,
     presence,
     presence_store,
     session_notices,
@@ -28,11 +29,12 @@ def install() -> None:
     for follower in (catch_up.rooms, presence.tracker, unread.positions, session_notices.follower):
         sockets.follow(follower)
     sockets.follow_lobby(session_notices.lobby_follower)
+    sockets.follow_lobby(lobby_notices.follower)
     scheduler.every(presence.TICK, "presence", presence.tracker.tick, active=presence.tracker.active)
     typists = typing_notices.typists
     scheduler.every(typing_notices.TICK, typing_notices.JOB, typists.tick, active=typists.active)
-    scheduler.every(unread.FLUSH, "read marks", unread.positions.flush, active=unread.positions.active)
-    scheduler.every(lobby.TICK, "lobby", lobby.tick, active=lobby.active)
+    scheduler.every(unread.FLUSH, unread.JOB, unread.positions.flush, active=unread.positions.active)
+    scheduler.every(lobby.TICK, lobby_notices.JOB, lobby.tick, active=lobby.active)
     scheduler.every(liveness.TICK, "liveness", liveness.tick, active=liveness.active)
     scheduler.every(layer_watch.PROBE_INTERVAL, "layer watch", layer_watch.watch.tick, active=layer_watch.watch.active)
     sockets.on_add(scheduler.wake)
@@ -42,9 +44,11 @@ def reset() -> None:
     """Forget every socket, job and cached read or render of this process."""
     scheduler.reset()
     session_notices.follower.reset()
+    lobby_notices.follower.reset()
     sockets.reset()
     for concern in (catch_up.rooms, presence.tracker, typing_notices.typists, unread.positions, layer_watch.watch):
         concern.reset()
     presence_store.backends.reset()
     access.public_rooms.reset()
     fragments.rendered.clear()
+    fragments.lobby_entries.clear()

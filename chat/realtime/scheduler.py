@@ -38,7 +38,8 @@ class Job:
                 logger.exception("%s tick failed", self.name)
 
     def stop(self) -> None:
-        if self.task is not None and not self.task.done():
+        # A task of a loop that has closed meanwhile (a test's) can no longer be cancelled, nor run.
+        if self.task is not None and not self.task.done() and not self.task.get_loop().is_closed():
             self.task.cancel()
         self.task = None
 

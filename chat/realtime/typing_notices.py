@@ -67,10 +67,11 @@ class Typing:
         self.typing.setdefault(room_name, {})[username] = time.monotonic() + SHOWN_FOR
         scheduler.wake(JOB)
 
-    async def message_arrived(self, socket: Any, event: dict[str, Any]) -> None:
-        """Their new message is here: they are no longer typing, and this page stops saying so at once."""
+    def message_arrived(self, socket: Any, event: dict[str, Any]) -> str:
+        """Their new message is here: they are no longer typing, and this page stops saying so at once. The
+        `#typing` this page must show now, which goes in the message's own frame ("" if it shows it already)."""
         if event.get("kind", "post") != "post":
-            return
+            return ""
         author = event["author"]
         room = self.typing.get(socket.room_name)
         if room is not None:
@@ -79,7 +80,8 @@ class Typing:
         self.relayed.pop((socket.room_name, author), None)
         entry = sockets.entry(socket.channel_name)
         if entry is not None and author in entry.typing_shown:
-            await show(entry, self.typists(socket.room_name), {})
+            return shown(entry, self.typists(socket.room_name))
+        return ""
 
     def typists(self, room_name: str) -> set[str]:
         return set(self.typing.get(room_name, ()))
@@ -96,9 +98,8 @@ class Typing:
             for username, until in list(typing.items()):
                 if until <= now:
                     del typing[username]
-            rendered: dict[tuple[str, ...], str] = {}  # one render per distinct list in the room
             for entry in sockets.in_room(room_name):
-                await show(entry, set(typing), rendered)
+                await show(entry, set(typing))
             if not typing:
                 del self.typing[room_name]
 
@@ -107,18 +108,22 @@ class Typing:
         self.typing.clear()
 
 
-async def show(entry: Entry, names: set[str], rendered: dict[tuple[str, ...], str]) -> None:
+async def show(entry: Entry, names: set[str]) -> None:
     """Send this socket the typists it does not show yet (never its own user)."""
+    if frame := shown(entry, names):
+        try:
+            await entry.socket.send(text_data=frame)
+        except Exception:  # closing meanwhile
+            pass
+
+
+def shown(entry: Entry, names: set[str]) -> str:
+    """The `#typing` frame that makes this socket show these typists (never its own user), or "" if it does."""
     view = tuple(sorted(names - {entry.username}, key=str.casefold))
     if view == entry.typing_shown:
-        return
+        return ""
     entry.typing_shown = view
-    if view not in rendered:
-        rendered[view] = fragments.typing_list(view)
-    try:
-        await entry.socket.send(text_data=rendered[view])
-    except Exception:  # closing meanwhile
-        pass
+    return fragments.typing_list(view)  # rendered once per process for each list
 
 
 typists = Typing()

@@ -6,17 +6,22 @@
   per process (one scheduled flush for all of them), so messages that arrive in an open room
   never count as new, in whichever tab or process it is open.
 - The lobby (chat/realtime/lobby.py) shows, per room a user has opened before, how many messages by others
-  came after their mark; it reads the marks every second, so every lobby tab of theirs clears live.
+  came after their mark; a flush that moves marks tells the lobbies (chat/realtime/lobby_notices.py), so
+  every lobby tab of theirs clears live.
 """
+
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
 from chat import services
 from chat.models import Message, Room
-from chat.realtime import db
+from chat.realtime import db, lobby_notices
 from chat.realtime.registry import Entry, sockets
+from chat.realtime.scheduler import scheduler
 
 FLUSH = 1.0  # seconds between two write-backs of open sockets' positions
+JOB = "read marks"
 
 
 def page_opened(*, user: AbstractBaseUser, room: Room, messages: list[Message]) -> int | None:
@@ -38,36 +43,53 @@ class ReadPositions:
     def __init__(self) -> None:
         self.written: dict[tuple[int, str], int] = {}  # (user id, room name) → the seq last written for open sockets
         self.departed: dict[tuple[int, str], int] = {}  # the last positions of sockets that closed since the last flush
+        self.moved: set[str] = set()  # channels of the sockets whose position moved since the last flush
 
     def joined(self, entry: Entry) -> None:
         pass
 
     def left(self, entry: Entry) -> None:
         """A socket closed: what it showed last is written on the next flush."""
+        self.moved.discard(entry.channel)
         if (key := position_key(entry)) is not None:
             self.departed[key] = max(entry.socket.seq, self.departed.get(key, 0))
+            scheduler.wake(JOB)
+
+    def advanced(self, socket: Any) -> None:
+        """A socket's page now shows more of its room: written on the next flush (a socket moves often; the
+        flush looks only at the sockets that moved, not at every socket every second)."""
+        was_still = not self.moved
+        self.moved.add(socket.channel_name)
+        if was_still:
+            scheduler.wake(JOB)
 
     def active(self) -> bool:
-        return bool(len(sockets) or self.departed)
+        return bool(self.moved or self.departed)
 
     async def flush(self) -> None:
         """Write back how far the open sockets of signed-in readers have read (moving marks forward only)."""
         positions = dict(self.departed)
+        departed = set(self.departed)
         self.departed.clear()
-        for entry in sockets:
-            if (key := position_key(entry)) is not None:
+        moved, self.moved = self.moved, set()
+        for channel in moved:
+            entry = sockets.entry(channel)
+            if entry is not None and (key := position_key(entry)) is not None:
                 positions[key] = max(entry.socket.seq, positions.get(key, 0))
         changed = {key: seq for key, seq in positions.items() if seq > self.written.get(key, 0)}
-        for key in [key for key in self.written if key not in positions]:
-            del self.written[key]
+        for user_id, room in departed:  # no socket of theirs has the room open any more: forget it
+            if not any(entry.room == room for entry in sockets.of_user(user_id)):
+                self.written.pop((user_id, room), None)
         if changed:
             # A key written before has its mark: only an update, no insert attempt (a big room's every second).
             await db.writes(services.read_marks_advance)(positions=changed, existing=set(self.written))
             self.written.update(changed)
+            await lobby_notices.send()  # these readers' unread counts
 
     def reset(self) -> None:
         self.written.clear()
         self.departed.clear()
+        self.moved.clear()
 
 
 def position_key(entry: Entry) -> tuple[int, str] | None:

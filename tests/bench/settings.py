@@ -1,9 +1,11 @@
-"""Project settings plus bench-only knobs for the Redis hosts entry of the channel layer.
+"""Project settings plus bench-only knobs: the Redis hosts entry of the channel layer, and a query counter.
 
 Used only with `python -m tests.bench --redis-option NAME=VALUE` (merged into the
 product's host entry) or `--redis-plain-url` (the host entry is the bare URL, i.e.
 channels-redis and redis-py defaults, as in the Channels tutorial), to measure which
-options the product should configure. The product's own settings stay untouched.
+options the product should configure; and by `python -m tests.bench.workspace`, whose servers
+count their queries (BENCH_QUERY_COUNT_DIR, tests/bench/query_count.py). The product's own
+settings stay untouched.
 """
 
 import json
@@ -25,3 +27,8 @@ if REDIS_URL and "hosts" in CHANNEL_LAYERS["default"].get("CONFIG", {}):
     # Shown in the server log, so each run says what it measured.
     shown = hosts[0] if len(hosts) == 1 else hosts
     print(f"bench channel layer: {CHANNEL_LAYERS['default']['BACKEND']} {shown}", flush=True)
+
+if os.environ.get("BENCH_QUERY_COUNT_DIR"):  # tests.bench.workspace: count each server's queries
+    from tests.bench import query_count
+
+    query_count.install(os.environ["BENCH_QUERY_COUNT_DIR"])

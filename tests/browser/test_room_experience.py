@@ -12,7 +12,7 @@ from tests.support.live import PASSWORD, log_in, message, open_room, send, uniqu
 pytestmark = pytest.mark.browser
 
 RECONNECT = 70_000  # ms: htmx retries with jittered back-off, at most 64 s apart after a long outage
-REVEAL = 31_000  # ms: "Reconnecting…" must show within 30 s of the socket dropping
+REVEAL = 50_000  # ms: "Reconnecting…" must show within 45 s of the socket dropping (and its last status frame)
 
 FILL_ROOM = """
 from datetime import timedelta

@@ -1,15 +1,18 @@
 """The live lobby: rooms with messages, most recent first, with who is in them and the last message;
 unread counts per reader; at most a frame a second per lobby socket."""
 
+import asyncio
 import re
 import time
+from uuid import uuid4
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from chat import selectors
+from chat import selectors, services
 from chat.models import ReadMark, Room
+from chat.realtime import lobby, lobby_notices, presence_store
 from tests.support.in_process import message_frame, post_message, session_cookie
 
 
@@ -68,7 +71,12 @@ async def lobby_frames(communicator, seconds: float, until=None) -> list[list[di
     return lists
 
 
-post = database_sync_to_async(post_message)
+async def post(room: Room, author, body: str) -> None:
+    """A message posted as both paths post one: saved, then broadcast (which tells the lobbies)."""
+    posted = await database_sync_to_async(services.message_post)(
+        room=room, author=author, data={"message": body, "token": str(uuid4())}
+    )
+    await services.message_broadcast(posted=posted)
 
 
 def test_the_lobby_lists_rooms_with_messages_most_recent_first_with_a_preview(alice, bob):
@@ -181,3 +189,77 @@ async def test_messages_arriving_in_an_open_room_never_count_as_new(lobby_socket
     assert all(r["unread"] == 0 for rooms in await lobby_frames(alices_lobby, 3) for r in rooms)
     mark = await database_sync_to_async(ReadMark.objects.get)(user=alice, room=room)
     assert mark.seq == 2
+
+
+async def test_an_idle_lobby_reads_nothing_until_something_changes(lobby_socket, alice, monkeypatch):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, alice, "hi")
+    reads = []
+    real = selectors.lobby_rooms
+    monkeypatch.setattr(selectors, "lobby_rooms", lambda **kwargs: reads.append(1) or real(**kwargs))
+    lobby_socket_ = await lobby_socket()
+    await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: True)
+    reads.clear()
+
+    await asyncio.sleep(3 * lobby.TICK)
+    assert reads == []  # no timer re-reads an unchanged lobby
+
+    await post(room, alice, "news")
+    assert (await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: rooms[0]["preview"] == "news"))[-1]
+    assert len(reads) == 1
+
+
+async def test_a_message_saved_without_its_broadcast_shows_with_the_next_change(lobby_socket, alice):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, alice, "hi")
+    lobby_socket_ = await lobby_socket()
+    await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: True)
+
+    # A write that told nobody (a script, the shell): nothing is re-read on a timer, so nothing shows...
+    await database_sync_to_async(post_message)(room, alice, "untold")
+    assert await lobby_frames(lobby_socket_, 2 * lobby.TICK) == []
+    # ... until the next change anywhere, which reads it too.
+    await lobby_notices.send()
+    assert (await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: True))[-1][0]["preview"] == "untold"
+
+
+@pytest.mark.redis
+async def test_with_redis_another_processs_change_reaches_this_processs_lobby(redis_layer, lobby_socket, alice):
+    from channels.layers import get_channel_layer
+
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, alice, "hi")
+    lobby_socket_ = await lobby_socket()
+    await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: True)
+
+    # What another process does for a post there: save it, then tell the lobby group.
+    await database_sync_to_async(post_message)(room, alice, "from the other process")
+    event = {"type": "lobby.changed", "origin": "another process"}
+    await get_channel_layer().group_send(lobby_notices.LOBBY_GROUP, event)
+
+    latest = await lobby_frames(lobby_socket_, 2.5, until=lambda rooms: rooms[0]["preview"] == "from the other process")
+    assert latest[-1][0]["preview"] == "from the other process"
+
+
+@pytest.mark.presence
+async def test_the_lobby_reads_presence_only_for_rooms_this_process_does_not_follow(
+    lobby_socket, connect, alice, monkeypatch
+):
+    followed = await database_sync_to_async(Room.objects.create)(name="followed")
+    other = await database_sync_to_async(Room.objects.create)(name="other")
+    await post(other, alice, "elsewhere")
+    await post(followed, alice, "here")
+    await connect("followed", alice)
+    asked = []
+    real = presence_store.views
+
+    async def views(names):
+        asked.append(sorted(names))
+        return await real(names)
+
+    monkeypatch.setattr(presence_store, "views", views)
+    lobby_socket_ = await lobby_socket()
+    latest = (await lobby_frames(lobby_socket_, 3, until=lambda rooms: rooms[0]["here"] == 1))[-1]
+
+    assert [(room["name"], room["here"]) for room in latest] == [("followed", 1), ("other", 0)]
+    assert asked and asked[-1] == ["other"]

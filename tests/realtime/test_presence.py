@@ -65,11 +65,13 @@ def test_a_user_with_several_tabs_is_listed_once_and_anonymous_readers_are_count
     assert view.count == 4
 
 
-async def test_expired_members_are_dropped_by_a_read():
+async def test_in_memory_members_stay_until_they_leave_with_nothing_to_refresh():
     store = presence_store.MemoryPresence()
-    now = time.time()
-    await store.add("r", {"c1 alice": now + 10, "c2 bob": now - 1})
-    assert await store.read(["r"], now) == {"r": ["c1 alice"]}
+    await store.add("r", {"c1 alice", "c2 bob"})
+    await store.remove("r", "c2 bob")
+    assert await store.read(["r", "other"]) == {"r": ["c1 alice"], "other": []}
+    await store.remove("r", "c1 alice")
+    assert store.rooms == {}
 
 
 async def test_members_see_each_other_arrive_and_leave(connect, alice, bob):
@@ -83,6 +85,32 @@ async def test_members_see_each_other_arrive_and_leave(connect, alice, bob):
     await bobs.disconnect()
     # Gone from the list within 2 s of a clean close (with a margin for a busy machine).
     await latest_presence(ada, 3.0, names=["alice"])
+
+
+async def test_a_lost_connection_that_comes_back_changes_nobodys_list(connect, alice, bob, monkeypatch):
+    monkeypatch.setattr(presence, "LOST_GRACE", 2.0)
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    await latest_presence(ada, names=["alice", "bob"])
+
+    await bobs.disconnect(code=presence.LOST)  # no close frame: a phone changing networks
+    await asyncio.sleep(1.0)  # two ticks: without the grace, the leave would be written and read
+    await connect("general", bob)  # htmx reconnects
+
+    assert await presence_frames(ada, 3.0) == []
+
+
+async def test_a_lost_connection_that_does_not_come_back_leaves_after_the_grace(connect, alice, bob, monkeypatch):
+    monkeypatch.setattr(presence, "LOST_GRACE", 1.0)
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    await latest_presence(ada, names=["alice", "bob"])
+
+    started = time.monotonic()
+    await bobs.disconnect(code=presence.LOST)
+
+    await latest_presence(ada, 4.0, names=["alice"])
+    assert time.monotonic() - started >= 1.0
 
 
 async def test_a_second_tab_of_the_same_user_changes_nobodys_list(connect, alice, bob):
@@ -183,14 +211,36 @@ def private_redis(settings, redis_server):
 
 @pytest.mark.redis
 async def test_with_redis_a_dead_processs_users_expire_from_every_list(private_redis, connect, bob, monkeypatch):
-    monkeypatch.setattr(presence, "RECHECK", 1.0)
-    # Another process's socket, written as that process would, which then dies: nobody refreshes it.
-    await presence.backend().add("general", {"specific.dead!1 carol": time.time() + 2.0})
+    monkeypatch.setattr(presence, "REFRESH", 0.5)
+    # Another process's socket, written as that process would, which then dies: its heartbeat ends.
+    await presence.backend().beat(time.time(), ttl=2.0, process="dead")
+    await presence.backend().add("general", {"specific.dead!1 carol"}, process="dead")
     bobs = await connect("general", bob)
     await latest_presence(bobs, names=["bob", "carol"])
 
     await latest_presence(bobs, 5.0, names=["bob"])
-    assert await presence.backend().read(["general"], time.time()) == {"general": [f"{bobs_channel()} bob"]}
+    assert await presence.backend().read(["general"]) == {"general": [f"{bobs_channel()} bob"]}
+    # The read deleted the dead process's member.
+    assert await presence.backend().client().zrange(presence_store.KEY.format("general"), 0, -1) == [
+        f"{presence.backend().process} {bobs_channel()} bob".encode()
+    ]
+
+
+@pytest.mark.redis
+async def test_with_redis_an_idle_room_costs_only_the_heartbeat(private_redis, connect, bob, monkeypatch):
+    monkeypatch.setattr(presence, "REFRESH", 0.5)
+    bobs = await connect("general", bob)
+    assert names_in(await latest_presence(bobs)) == ["bob"]
+    client = presence.backend().client()
+    before = {name: stats["calls"] for name, stats in (await client.info("commandstats")).items()}
+
+    await asyncio.sleep(2.0)  # four heartbeats, nothing else changes
+
+    after = {name: stats["calls"] for name, stats in (await client.info("commandstats")).items()}
+    used = {name: calls - before.get(name, 0) for name, calls in after.items() if calls != before.get(name, 0)}
+    used.pop("cmdstat_info", None)
+    assert set(used) <= {"cmdstat_zadd", "cmdstat_zrangebyscore", "cmdstat_zremrangebyscore"}, used
+    assert 3 <= used.get("cmdstat_zadd", 0) <= 5
 
 
 def bobs_channel() -> str:
@@ -199,15 +249,26 @@ def bobs_channel() -> str:
 
 
 @pytest.mark.redis
-async def test_with_redis_live_sockets_are_refreshed_past_their_ttl(private_redis, connect, bob, monkeypatch):
-    monkeypatch.setattr(presence, "TTL", 1.5)
+async def test_with_redis_live_sockets_stay_past_the_heartbeats_ttl(private_redis, connect, bob, monkeypatch):
+    monkeypatch.setattr(presence_store, "TTL", 1.5)
     monkeypatch.setattr(presence, "REFRESH", 0.5)
-    monkeypatch.setattr(presence, "RECHECK", 0.5)
     bobs = await connect("general", bob)
     assert names_in(await latest_presence(bobs)) == ["bob"]
 
     assert await presence_frames(bobs, 4.0) == []
-    assert [m.split(" ")[1] for m in (await presence.backend().read(["general"], time.time()))["general"]] == ["bob"]
+    assert [m.split(" ")[1] for m in (await presence.backend().read(["general"]))["general"]] == ["bob"]
+
+
+@pytest.mark.redis
+async def test_with_redis_a_lost_store_is_written_again_by_the_next_heartbeat(private_redis, connect, bob, monkeypatch):
+    monkeypatch.setattr(presence, "REFRESH", 0.5)
+    bobs = await connect("general", bob)
+    assert names_in(await latest_presence(bobs)) == ["bob"]
+
+    await presence.backend().client().flushdb()  # a Redis restarted without its data
+
+    await asyncio.sleep(1.5)
+    assert [m.split(" ")[1] for m in (await presence.backend().read(["general"]))["general"]] == ["bob"]
 
 
 @pytest.mark.redis
@@ -218,10 +279,11 @@ async def test_with_redis_another_processs_join_shows_without_waiting_for_the_re
     assert names_in(await latest_presence(bobs)) == ["bob"]
 
     # What another process does on a join: store the member, announce it to the room's processes.
-    await presence.backend().add("general", {"specific.other!1 dora": time.time() + presence.TTL})
+    await presence.backend().beat(time.time(), ttl=30.0, process="other")
+    await presence.backend().add("general", {"specific.other!1 dora"}, process="other")
     await get_channel_layer().group_send("chat.general", {"type": "presence.changed", "origin": "other"})
 
-    # Well before the room's next periodic re-read (RECHECK, 5 s).
+    # Nothing is re-read on a timer: the announcement alone brings it.
     await latest_presence(bobs, 2.5, names=["bob", "dora"])
 
 
@@ -231,7 +293,7 @@ async def test_with_redis_a_clean_close_removes_the_member(private_redis, connec
     await latest_presence(ada)
     await ada.disconnect()
     await asyncio.sleep(presence.TICK * 3)  # written on the next tick
-    assert await presence.backend().read(["general"], time.time()) == {"general": []}
+    assert await presence.backend().read(["general"]) == {"general": []}
 
 
 def test_posting_is_unaffected_by_presence(room, alice):
