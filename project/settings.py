@@ -241,6 +241,10 @@ CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 # 0 turns the live list off (nothing stored, no presence frames).
 CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
 
+# The soak and chaos benches read each process's registry sizes at /internal/process-stats/
+# (chat/realtime/process_stats.py): 404 unless CHAT_BENCH_STATS=1, which only tests/bench sets.
+CHAT_BENCH_STATS = os.environ.get("CHAT_BENCH_STATS", "0") == "1"
+
 # Who may sign up (chat/accounts/views.py): `open` anyone; `invite` whoever holds an unused, unexpired
 # invitation a staff member made at /accounts/invites/; `closed` nobody (staff create accounts in the admin).
 CHAT_SIGNUP = os.environ.get("CHAT_SIGNUP", "").strip() or "open"
