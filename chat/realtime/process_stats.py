@@ -13,7 +13,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -55,8 +56,16 @@ def snapshot() -> dict[str, Any]:
         "jobs_running": sum(1 for job in scheduler._jobs.values() if job.task is not None and not job.task.done()),
         "layer": layer_sizes(),
         "counters": local_socket_counters(),
-        "tasks": len(asyncio.all_tasks()),
+        "tasks": running_tasks(),
     }
+
+
+def running_tasks() -> int | None:
+    """Tasks of this event loop (None when read from a thread without one)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return None
 
 
 def layer_sizes() -> dict[str, int]:
@@ -74,11 +83,12 @@ def layer_sizes() -> dict[str, int]:
 
 def local_socket_counters() -> dict[str, int] | None:
     """Open-socket counts kept in this process's own cache (none with Redis: the bench reads those there)."""
-    entries = getattr(cache, "_cache", None)
-    if entries is None:
+    local = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(local, LocMemCache):
         return None
+    entries = local._cache
     keys = [key for key in list(entries) if any(part in key for part in SOCKET_COUNTERS)]
-    values = [cache.get(key.split(":", 2)[2]) or 0 for key in keys]  # stored as "<prefix>:<version>:<key>"
+    values = [local.get(key.split(":", 2)[2]) or 0 for key in keys]  # stored as "<prefix>:<version>:<key>"
     return {"keys": len(keys), "open": sum(values)}
 
 

@@ -25,11 +25,13 @@ import asyncio
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +124,10 @@ def redis_figures(url: str | None) -> dict[str, int]:
         numsub = sum(count for _, count in client.pubsub_numsub(*channels)) if channels else 0
         presence = sum(client.zcard(key) for key in client.scan_iter("chat:presence:*", count=1000))
         counters = sum(int(client.get(key) or 0) for key in client.scan_iter("chat:*:limit:sockets_per_*", count=1000))
+        kinds = Counter(re.sub(r"[0-9a-f]{8,}", "*", name.decode(errors="replace")) for name in channels)
         return {
             "dbsize": client.dbsize(),
+            "kinds": dict(kinds.most_common(4)) if len(channels) < 50 else {},
             "channels": len(channels),
             "numsub": numsub,
             "numpat": client.pubsub_numpat(),

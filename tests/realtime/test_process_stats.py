@@ -43,3 +43,10 @@ async def test_an_open_socket_is_counted_and_its_close_brings_every_count_back_t
     assert released["session_listeners"] == 0
     assert released["counters"]["open"] == 0
     assert released["layer"]["members"] == 0
+
+
+def test_counters_kept_in_redis_are_left_to_the_bench_to_read_there(db, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/9"}
+    }
+    assert process_stats.snapshot()["counters"] is None  # no connection made: the cache is not asked
