@@ -133,6 +133,8 @@ class Site:
     steady: bool = False  # pages stop dropping on purpose (they still reconnect after a drop)
     drop_every: tuple[float, float] = (20.0, 60.0)
     rng: random.Random = field(default_factory=lambda: random.Random(23))
+    held_rooms: set[str] = field(default_factory=set)  # their pages stay away (closed tabs, a lost network)
+    pinned: dict[str, int] = field(default_factory=dict)  # room → the one port its pages connect to
 
     def port(self) -> int:
         return self.rng.choice(self.ports)
@@ -192,7 +194,9 @@ class Page:
         await self.load()
         backoff = 0.5
         while not self.site.stopping:
-            port = self.site.port()
+            while self.room in self.site.held_rooms and not self.site.stopping:  # noqa: ASYNC110 (a set the run edits)
+                await asyncio.sleep(0.1)
+            port = self.site.pinned.get(self.room) or self.site.port()
             try:
                 self.ws = await asyncio.wait_for(
                     ws_connect(

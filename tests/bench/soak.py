@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from . import clients, servers
+from . import clients, loadgen, servers
 from .__main__ import raise_fd_limit
 
 PHASES = {"memory-1": (False, 1), "redis-pg-2": (True, 2)}
@@ -236,6 +236,7 @@ async def run_phase(
     lobbies = [clients.LobbyPage(site, users[index % len(users)]) for index in range(args.lobby)]
     samples: list[dict[str, Any]] = []
 
+    await warm_up(started, users[0], rooms[0])
     baseline = await sample(started, redis_url)
     print(line(f"{name} baseline (no socket yet)", baseline, None), flush=True)
     began = time.monotonic()
@@ -290,6 +291,18 @@ async def run_phase(
         "checked": checked,
         "seconds": seconds,
     }
+
+
+async def warm_up(started: list[servers.Server], user: clients.User, room: str) -> None:
+    """One signed-in socket opened and closed on each process before the baseline: what a process keeps once it
+    has served a socket (its layer probe's channel, its pools) is not a leak of the load's."""
+    for server in started:
+        origin = f"http://{servers.HOST}:{server.port}"
+        ws = await loadgen.ws_connect(servers.HOST, server.port, f"/ws/chat/{room}/", origin=origin, cookie=user.cookie)
+        await ws.send_text(loadgen.htmx_frame({"after": "0"}, "sync", origin))
+        await asyncio.sleep(3.0)  # the layer probe runs every 2 s while a socket is open
+        ws.close()
+    await asyncio.sleep(3.0)
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
