@@ -217,6 +217,7 @@ async def fault(
         detail = f"PostgreSQL restarted in {time.monotonic() - t0:.1f} s"
     elif name == "kill-in-catch-up":
         detail = await kill_in_catch_up(started=started, env=env, site=site, pages=pages, users=users)
+    over_s = time.monotonic() - t0
     await burst_task
     fault_s = time.monotonic() - t0
     whole_after = await clients.settle(site, pages, timeout=args.whole_timeout)
@@ -225,6 +226,7 @@ async def fault(
         "fault": name,
         "detail": detail,
         "fault_s": fault_s,
+        "over_s": over_s,
         "whole_s": None if whole_after is None else fault_s + whole_after,
         "saw": diff(before, snapshot(site.tally)),
     }
@@ -313,7 +315,8 @@ async def run(args: argparse.Namespace, env: dict[str, str], started, redis, pg,
     results = []
     try:
         ready = await clients.settle(site, pages, timeout=120)
-        print(f"{len(pages)} pages and {len(lobbies)} lobby tabs whole after {ready} s; load running", flush=True)
+        shown = "-" if ready is None else f"{ready:.1f}"
+        print(f"{len(pages)} pages and {len(lobbies)} lobby tabs whole after {shown} s; load running", flush=True)
         for name in args.faults:
             await asyncio.sleep(5.0)
             result = await fault(
@@ -354,7 +357,8 @@ def report_line(result: dict[str, Any]) -> str:
     ok = checked["pages not whole"] == 0 and checked["texts stored twice"] == 0 and not result["unstored"]
     problems = result["saw"].get("problems", {})
     lines = [
-        f"{result['fault']}: {result['detail']}; every page whole again {whole} after the fault began; "
+        f"{result['fault']}: {result['detail']}; every page whole again {whole} after the fault began "
+        f"(the fault over at {result['over_s']:.1f} s, its burst at {result['fault_s']:.1f} s); "
         f"every message exactly once on every page: {'yes' if ok and not problems else 'NO'} "
         f"({checked['pages checked']} pages, {checked['messages stored']} messages; {checked['pages not whole']} "
         f"not whole, {checked['messages missing from a page']} missing, "
@@ -405,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run(args, env, started, redis, pg, run_id))
         log = servers.count_in_logs(started, ("Traceback", "Disconnected", "OperationalError", "ConnectionError"))
         print()
-        print("| fault | pages whole again after | exactly once on every page | what the senders saw |")
+        print("| fault | over / burst over / all pages whole (s) | exactly once | seen |")
         print("|---|---|---|---|")
         for result in results:
             checked = result["checked"]
@@ -415,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             shown = "; ".join(
                 f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()) for key, value in saw.items() if value
             )
-            print(f"| {result['fault']} ({result['detail']}) | {whole} | {'yes' if ok else 'NO'} | {shown} |")
+            times = f"{result['over_s']:.1f} / {result['fault_s']:.1f} / {whole}"
+            print(f"| {result['fault']} ({result['detail']}) | {times} | {'yes' if ok else 'NO'} | {shown} |")
         print(f"server logs: {log}")
     finally:
         servers.stop_servers(started)
