@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -209,3 +210,23 @@ def test_a_transport_without_the_buffer_is_reported_not_skipped_quietly(monkeypa
 
     assert [record.levelname for record in caplog.records] == ["ERROR"]  # once per kind of transport
     assert "Wrapped" in caplog.records[0].getMessage()
+
+
+def test_a_frame_for_a_peer_already_gone_is_dropped_not_raised_into_the_consumer(monkeypatch):
+    """A page whose network went (no close frame) while a frame was on its way: autobahn refuses the send
+    with Disconnected. The consumer's disconnect follows from daphne; the frame has nobody to go to. Raised,
+    it ended the consumer with "Exception inside application" and a traceback on every such drop (soak)."""
+    from autobahn.exception import Disconnected
+
+    def closed_handle_reply(self, message):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", closed_handle_reply)
+    monkeypatch.setattr(backpressure, "installed", False)
+    monkeypatch.setattr(backpressure, "transport_problem", lambda: None)
+    backpressure.install()
+
+    gone = SimpleNamespace(transport=None, client_addr=["127.0.0.1", 1])
+    WebSocketProtocol.handle_reply(gone, {"type": "websocket.send", "text_data": "a message"})  # no exception
+    with pytest.raises(Disconnected):  # anything but a frame for the peer is daphne's business, as before
+        WebSocketProtocol.handle_reply(gone, {"type": "websocket.close"})
