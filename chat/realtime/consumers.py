@@ -273,10 +273,11 @@ class ChatConsumer(
             return
         await self.catch_up(cursor=cursor)
 
-    async def catch_up(self, *, cursor: int) -> None:
-        """Send what comes after `cursor`, in order, and move this socket's position there."""
+    async def catch_up(self, *, cursor: int, at_least: int = 0) -> None:
+        """Send what comes after `cursor`, in order, and move this socket's position there. `at_least`: the seq
+        of a change this socket has been told of (a gap, a resync), which what it sends must include."""
         result = await catch_up.rooms.catch_up(
-            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at
+            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at, at_least=at_least
         )
         for frame in result.frames:
             await self.send(text_data=frame)
@@ -291,7 +292,7 @@ class ChatConsumer(
         if self.seq is None or seq <= self.seq:
             return
         if seq > self.seq + 1:
-            await self.catch_up(cursor=self.seq)
+            await self.catch_up(cursor=self.seq, at_least=seq)
             return
         self.seq = seq
         await self.send(text_data=fragments.message_appended(event=event, zone_name=self.zone_name))
@@ -321,7 +322,7 @@ class ChatConsumer(
             if self.joined:  # only changes broadcast from now on reach it: shared reads must be newer
                 self.joined_at = time.monotonic()
         if self.seq is not None and self.seq < event["seq"]:
-            await self.catch_up(cursor=self.seq)
+            await self.catch_up(cursor=self.seq, at_least=event["seq"])
 
 
 def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:
