@@ -209,7 +209,11 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # LocMemCache holds 300 keys by default, then drops a third: a few hundred users' socket counts and post
+    # windows would be dropped at random. Each key is a small counter.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}
+    }
 
 # Limits shared by the socket and the no-JavaScript form, and by every process. Rates are
 # "count/seconds"; socket caps are counts of open sockets. Each one can be set by the
