@@ -33,7 +33,7 @@ from chat.realtime import (
     session_notices,
     typing_notices,
 )
-from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer, layer_forget
 from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ class ChatConsumer(
         self.released = True
         if hasattr(self, "channel_name"):  # else the layer never gave it a channel: nothing registered
             sockets.remove(self)
+            layer_forget(self.channel_layer, self.channel_name)
         # The rest awaits the cache and the layer: in a task of its own, so a second cancellation (daphne
         # killing a slow close) cannot cut it short half way.
         await asyncio.shield(asyncio.ensure_future(self.release_shared()))
