@@ -209,7 +209,11 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # LocMemCache holds 300 keys by default, then drops a third: a few hundred users' socket counts and post
+    # windows would be dropped at random. Each key is a small counter.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}
+    }
 
 # Limits shared by the socket and the no-JavaScript form, and by every process. Rates are
 # "count/seconds"; socket caps are counts of open sockets. Each one can be set by the
@@ -240,6 +244,10 @@ CHAT_PROXY_HOPS = int(os.environ.get("CHAT_PROXY_HOPS", "0" if DEBUG else "1"))
 # Who is here (chat/realtime/presence.py): kept in Redis with REDIS_URL, else in this process.
 # 0 turns the live list off (nothing stored, no presence frames).
 CHAT_PRESENCE = os.environ.get("CHAT_PRESENCE", "1") == "1"
+
+# The soak and chaos benches read each process's registry sizes at /internal/process-stats/
+# (chat/realtime/process_stats.py): 404 unless CHAT_BENCH_STATS=1, which only tests/bench sets.
+CHAT_BENCH_STATS = os.environ.get("CHAT_BENCH_STATS", "0") == "1"
 
 # Who may sign up (chat/accounts/views.py): `open` anyone; `invite` whoever holds an unused, unexpired
 # invitation a staff member made at /accounts/invites/; `closed` nobody (staff create accounts in the admin).

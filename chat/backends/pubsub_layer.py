@@ -29,7 +29,11 @@ class MailboxLoopLayer(pubsub.RedisPubSubLoopLayer):
 
     async def _subscribe_to_channel(self, channel):
         self.channels[channel] = Mailbox()
-        await self._get_shard(channel).subscribe(channel)
+        try:
+            await self._get_shard(channel).subscribe(channel)
+        except asyncio.CancelledError:  # cancelled while subscribing (a storm of opens and closes): nobody receives
+            self.forget(channel)
+            raise
 
     async def receive(self, channel):
         if channel not in self.channels:
@@ -38,12 +42,17 @@ class MailboxLoopLayer(pubsub.RedisPubSubLoopLayer):
             message = await self.channels[channel].get()
         except (TimeoutError, asyncio.CancelledError, GeneratorExit):
             # As channels-redis assumes: cancelled means the consumer is closing.
-            if self.channels.pop(channel, None) is not None:
-                task = asyncio.ensure_future(self._unsubscribe(channel))
-                self.unsubscribing.add(task)
-                task.add_done_callback(self.unsubscribing.discard)
+            self.forget(channel)
             raise
         return self.channel_layer.deserialize(message)
+
+    def forget(self, channel: str) -> None:
+        """The channel's consumer is gone: stop listening on it, in a task of its own. The consumers call it on
+        every way out, for a channel whose receive was cancelled before its first step (so never got here)."""
+        if self.channels.pop(channel, None) is not None:
+            task = asyncio.ensure_future(self._unsubscribe(channel))
+            self.unsubscribing.add(task)
+            task.add_done_callback(self.unsubscribing.discard)
 
     async def _unsubscribe(self, channel: str) -> None:
         try:
@@ -53,6 +62,10 @@ class MailboxLoopLayer(pubsub.RedisPubSubLoopLayer):
 
 
 class RedisPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
+    def forget(self, channel: str) -> None:
+        """See MailboxLoopLayer.forget (this event loop's layer)."""
+        self._get_layer().forget(channel)
+
     def _get_layer(self):
         """As channels-redis's (one layer per event loop), making a MailboxLoopLayer."""
         loop = asyncio.get_running_loop()

@@ -174,6 +174,7 @@ def unreadable_transport(kind: type) -> None:
 
 def install() -> None:
     global installed
+    from autobahn.exception import Disconnected
     from daphne.ws_protocol import WebSocketProtocol
 
     if getattr(WebSocketProtocol.handle_reply, "bounded", False):
@@ -185,7 +186,15 @@ def install() -> None:
         return
 
     def bounded_handle_reply(self: Any, message: dict[str, Any]) -> None:
-        handle_reply(self, message)
+        try:
+            handle_reply(self, message)
+        except Disconnected:
+            if message.get("type") != "websocket.send":
+                raise
+            # The peer went (no close frame) while this frame was on its way: nobody to send it to, and daphne
+            # delivers the disconnect that ends the consumer. Raised, it ended the consumer with a traceback.
+            logger.debug("dropped a frame for %s: the connection is closed", getattr(self, "client_addr", None))
+            return
         if message.get("type") != "websocket.send" or self.transport is None:
             return
         try:

@@ -101,14 +101,21 @@ class RoomSeqs:
         self.advance(room, seq)
         return seq
 
-    async def catch_up(self, room: str, *, cursor: int, zone_name: str, joined_at: float) -> "CatchUp":
+    async def catch_up(
+        self, room: str, *, cursor: int, zone_name: str, joined_at: float, at_least: int = 0
+    ) -> "CatchUp":
         """What a socket at `cursor` missed (see `catch_up`), one read and render for every socket of the
-        room asking for the same at once (its frames are strings: every socket sends the same)."""
-        result = await self._reads.get(
-            ("catch-up", room, cursor, zone_name),
-            joined_at=joined_at,
-            read=lambda: db.reads(catch_up)(room_name=room, cursor=cursor, zone_name=zone_name),
-        )
+        room asking for the same at once (its frames are strings: every socket sends the same). `at_least`:
+        the seq of a change the socket knows of; a shared read begun before that change was saved lacks it,
+        and is read again."""
+        key = ("catch-up", room, cursor, zone_name)
+
+        def read() -> Awaitable["CatchUp"]:
+            return db.reads(catch_up)(room_name=room, cursor=cursor, zone_name=zone_name)
+
+        result = await self._reads.get(key, joined_at=joined_at, read=read)
+        if result.seq < at_least:
+            result = await self._reads.get(key, joined_at=time.monotonic(), read=read)
         self.advance(room, result.seq)
         return result
 

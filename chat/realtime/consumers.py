@@ -34,7 +34,7 @@ from chat.realtime import (
     typing_notices,
     unread,
 )
-from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer, layer_forget
 from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class ChatConsumer(
         self.released = True
         if hasattr(self, "channel_name"):  # else the layer never gave it a channel: nothing registered
             sockets.remove(self)
+            layer_forget(self.channel_layer, self.channel_name)
         # The rest awaits the cache and the layer: in a task of its own, so a second cancellation (daphne
         # killing a slow close) cannot cut it short half way.
         await asyncio.shield(asyncio.ensure_future(self.release_shared()))
@@ -277,10 +278,11 @@ class ChatConsumer(
             return
         await self.catch_up(cursor=cursor)
 
-    async def catch_up(self, *, cursor: int) -> None:
-        """Send what comes after `cursor`, in order, and move this socket's position there."""
+    async def catch_up(self, *, cursor: int, at_least: int = 0) -> None:
+        """Send what comes after `cursor`, in order, and move this socket's position there. `at_least`: the seq
+        of a change this socket has been told of (a gap, a resync), which what it sends must include."""
         result = await catch_up.rooms.catch_up(
-            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at
+            self.room_name, cursor=cursor, zone_name=self.zone_name, joined_at=self.joined_at, at_least=at_least
         )
         for frame in result.frames:
             # Each frame once the peer has taken nearly all of the one before: a slow reader is paced, not dropped.
@@ -300,7 +302,7 @@ class ChatConsumer(
             if typing:
                 await self.send(text_data=typing)
             if self.seq is not None and seq > self.seq + 1:
-                await self.catch_up(cursor=self.seq)
+                await self.catch_up(cursor=self.seq, at_least=seq)
             return
         self.seq = seq
         unread.positions.advanced(self)
@@ -331,7 +333,7 @@ class ChatConsumer(
             if self.joined:  # only changes broadcast from now on reach it: shared reads must be newer
                 self.joined_at = time.monotonic()
         if self.seq is not None and self.seq < event["seq"]:
-            await self.catch_up(cursor=self.seq)
+            await self.catch_up(cursor=self.seq, at_least=event["seq"])
 
 
 def parse_frame(text_data: str | None) -> tuple[dict[str, Any], str | None]:

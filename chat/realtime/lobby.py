@@ -26,7 +26,7 @@ from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
 from chat.realtime import db, lobby_notices, mention_notices, presence, presence_store, session_notices, unread
-from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer
+from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer, layer_forget
 from chat.realtime.registry import sockets
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
         self.released = True
         if hasattr(self, "channel_name"):
             sockets.remove_lobby(self)
+            layer_forget(self.channel_layer, self.channel_name)
         if getattr(self, "counted", False):
             await asyncio.shield(
                 asyncio.ensure_future(limits.socket_closed(user=self.scope.get("user"), ip=self.client_ip))

@@ -200,3 +200,57 @@ def test_the_upstream_code_the_layers_copy_is_the_version_they_were_copied_from(
         f"(installed: {importlib.metadata.version(package)}): re-check the copy in chat/backends/{ours}.py, "
         "then update its digest here"
     )
+
+
+@pytest.mark.redis
+async def test_pubsub_layer_unsubscribes_a_channel_whose_receive_never_started(redis_url):
+    """A consumer cancelled before its channel's receive took its first step (a socket closed as it opened, a
+    close cut short): the receive never ran, so only the consumer's release (`forget`) can unsubscribe it.
+    The soak found such channels left subscribed: ~1.5 a minute per process, hundreds after a mass close."""
+    import redis.asyncio
+
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    observer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        channel = await layer.new_channel()
+        never_started = asyncio.ensure_future(layer.receive(channel))
+        never_started.cancel()
+        await asyncio.gather(never_started, return_exceptions=True)
+        assert channel.encode() in await observer.pubsub_channels()  # what was left behind
+
+        layer.forget(channel)  # the consumer's release, on every way out
+
+        for _ in range(50):
+            if channel.encode() not in await observer.pubsub_channels():
+                break
+            await asyncio.sleep(0.02)
+        assert channel.encode() not in await observer.pubsub_channels()
+        assert channel not in layer._get_layer().channels
+    finally:
+        await observer.aclose()
+        await layer.flush()
+
+
+@pytest.mark.redis
+async def test_pubsub_layer_unsubscribes_a_channel_whose_subscribe_was_cancelled(redis_url):
+    """A consumer cancelled while its new channel waited for the shard (a storm of opens and closes) never got
+    the channel's name: the layer itself lets it go."""
+    import redis.asyncio
+
+    layer = RedisPubSubChannelLayer(hosts=[redis_url])
+    observer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        loop_layer = layer._get_layer()
+        first = await layer.new_channel()
+        shard = loop_layer._get_shard(first)
+        async with shard._lock:  # other sockets hold the shard connection
+            opening = asyncio.ensure_future(layer.new_channel())
+            await asyncio.sleep(0.05)
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+        await asyncio.sleep(0.1)
+        assert list(loop_layer.channels) == [first]
+        assert await observer.pubsub_channels() == [first.encode()]
+    finally:
+        await observer.aclose()
+        await layer.flush()

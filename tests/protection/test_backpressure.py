@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -343,3 +344,23 @@ def test_a_slow_client_that_reads_gets_a_catch_up_bigger_than_the_guard_paced_no
 
     shown = [int(n) for frame in frames for n in re.findall(r"&#x27; (\d+)<", frame)]
     assert shown == list(range(1, 201))  # all of it, once, in order, on a link slower than the server
+
+
+def test_a_frame_for_a_peer_already_gone_is_dropped_not_raised_into_the_consumer(monkeypatch):
+    """A page whose network went (no close frame) while a frame was on its way: autobahn refuses the send
+    with Disconnected. The consumer's disconnect follows from daphne; the frame has nobody to go to. Raised,
+    it ended the consumer with "Exception inside application" and a traceback on every such drop (soak)."""
+    from autobahn.exception import Disconnected
+
+    def closed_handle_reply(self, message):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    monkeypatch.setattr(WebSocketProtocol, "handle_reply", closed_handle_reply)
+    monkeypatch.setattr(backpressure, "installed", False)
+    monkeypatch.setattr(backpressure, "transport_problem", lambda: None)
+    backpressure.install()
+
+    gone = SimpleNamespace(transport=None, client_addr=["127.0.0.1", 1])
+    WebSocketProtocol.handle_reply(gone, {"type": "websocket.send", "text_data": "a message"})  # no exception
+    with pytest.raises(Disconnected):  # anything but a frame for the peer is daphne's business, as before
+        WebSocketProtocol.handle_reply(gone, {"type": "websocket.close"})

@@ -192,3 +192,24 @@ async def test_a_socket_cancelled_by_the_server_releases_everything_it_held(conn
     await asyncio.sleep(0.05)  # the shared part (count, group) runs in a task of its own
 
     await assert_released_and_usable_again(connect, alice, room)
+
+
+async def test_a_closed_room_or_lobby_socket_tells_the_layer_to_drop_its_channel(connect, alice, room):
+    """The pub/sub layer unsubscribes a channel only inside a receive that ran; a socket whose receive was
+    cancelled before it started left its channel subscribed (tests/backends/test_channel_layers.py)."""
+    from channels.layers import get_channel_layer
+
+    from tests.support.in_process import open_socket
+
+    forgotten = []
+    get_channel_layer().forget = forgotten.append  # the in-memory layer has nothing to drop: a recorder
+    page = await connect(room.name, alice)
+    lobby = await open_socket("/ws/lobby/", alice)
+    await asyncio.sleep(0.05)
+    channels = {entry.channel for entry in sockets} | {socket.channel_name for socket in sockets.lobby()}
+
+    await page.disconnect()
+    await lobby.disconnect()
+    await asyncio.sleep(0.05)
+
+    assert len(channels) == 2 and set(forgotten) == channels

@@ -79,3 +79,42 @@ async def test_a_failed_read_fails_its_waiters_and_the_next_sync_reads_again(mon
         await seqs.latest("lobby", joined_at=time.monotonic())
     assert seqs.known("lobby") is None
     assert await seqs.latest("lobby", joined_at=time.monotonic()) == 3
+
+
+async def test_a_gap_is_caught_up_by_a_read_made_after_the_change_that_revealed_it(connect, alice, room, monkeypatch):
+    """A page that sees seq 2 arrive after seq 0 reads what it missed. Another page's catch-up from the same
+    cursor may be under way, but if that read began before seq 1 and 2 were saved it holds neither: sharing
+    it left the page without both changes (and skipped seq 2 itself) until the room's next change or the
+    liveness tick. Found while building the soak (docs/benchmark.md, Reliability)."""
+    from channels.db import database_sync_to_async
+
+    from chat import services
+    from tests.support.in_process import post_message, receive_all
+
+    page = await connect(room.name, alice)  # synced at 0: an empty room
+    assert await page.receive_nothing(timeout=0.2)
+    read_early, release = threading.Event(), threading.Event()
+    real = catch_up.catch_up
+
+    def another_pages_read(**kwargs):
+        found = real(**kwargs)  # read now, before the messages below are saved
+        read_early.set()
+        release.wait(5)
+        return found
+
+    monkeypatch.setattr(catch_up, "catch_up", another_pages_read)
+    other = asyncio.ensure_future(
+        catch_up.rooms.catch_up(room.name, cursor=0, zone_name="UTC", joined_at=time.monotonic())
+    )
+    await asyncio.to_thread(read_early.wait, 5)
+    monkeypatch.setattr(catch_up, "catch_up", real)
+    await database_sync_to_async(post_message)(room, alice, "the first")  # its broadcast is lost
+    second = await database_sync_to_async(post_message)(room, alice, "the second")
+    await services.change_broadcast(room_name=room.name, event=services.change_event(message=second, kind="post"))
+    await asyncio.sleep(0.2)
+    release.set()
+    await other
+
+    shown = "".join(await receive_all(page, first=1.0))
+    assert "the first" in shown and "the second" in shown
+    assert shown.index("the first") < shown.index("the second")
