@@ -275,7 +275,7 @@ class Page:
             tally.sender[re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", error)).strip()[:60]] += 1
         if UNSENT in text:
             tally.sender["post handed back (unsent)"] += 1
-        # Only the last frame of a catch-up carries the cursor; the ones before it replace and append items.
+        # A frame that moves the cursor carries it (each catch-up frame of new messages, and the last one).
         match = CURSOR_RE.search(text)
         cursor = int(match[1]) if match else None
         if cursor is not None and (TOO_MUCH in text or GAP in text):
