@@ -16,7 +16,6 @@ gets the list as of then.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
@@ -24,6 +23,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
+from chat.realtime.group_listener import GroupListener
 from chat.realtime.loops import PerLoop
 from chat.realtime.scheduler import scheduler
 
@@ -32,8 +32,6 @@ logger = logging.getLogger(__name__)
 JOB = "lobby"
 LOBBY_GROUP = "lobby"
 SEND_TIMEOUT = 2.0
-RETRY_INTERVAL = 5.0
-REJOIN_INTERVAL = 3600.0  # the list-based Redis layer ends group memberships after a day
 ORIGIN = uuid4().hex  # tells this process's own notices apart
 
 
@@ -84,56 +82,22 @@ def send_on_commit() -> None:
     transaction.on_commit(lambda: async_to_sync(send)())
 
 
-class Listener:
+class Listener(GroupListener):
     """One event loop's channel in LOBBY_GROUP, open while the loop has lobby sockets (shared layers only)."""
 
-    def __init__(self) -> None:
-        self.sockets = 0
-        self.task: asyncio.Task | None = None
+    group = LOBBY_GROUP
+    name = "lobby notices"
 
-    def follow(self) -> None:
-        self.sockets += 1
-        if shared() and (self.task is None or self.task.done()):
-            self.task = asyncio.get_running_loop().create_task(self.listen(), name="lobby notices")
+    def wanted(self) -> bool:
+        return shared()
 
-    def unfollow(self) -> None:
-        self.sockets = max(self.sockets - 1, 0)
-        if not self.sockets and self.task is not None:
-            self.task.cancel()
-            self.task = None
+    async def handle(self, layer: Any, event: dict[str, Any]) -> None:
+        if event.get("origin") != ORIGIN:
+            staleness.mark()
 
-    async def listen(self) -> None:
-        layer = get_channel_layer()
-        channel = await retrying("opening the lobby notices' channel", layer.new_channel)
-        member = asyncio.ensure_future(stay_in_group(layer, channel))
-        try:
-            while True:
-                event = await retrying("receiving lobby notices", layer.receive, channel)
-                if event.get("origin") != ORIGIN:
-                    staleness.mark()
-        finally:
-            member.cancel()
-            try:
-                await layer.group_discard(LOBBY_GROUP, channel)
-            except Exception as exc:
-                logger.info("leaving %s failed: %r", LOBBY_GROUP, exc)
-
-
-async def retrying(doing: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    while True:
-        try:
-            return await call(*args)
-        except Exception as exc:
-            logger.warning("%s failed, retrying: %r", doing, exc)
-            await asyncio.sleep(RETRY_INTERVAL)
-
-
-async def stay_in_group(layer: Any, channel: str) -> None:
-    while True:
-        await retrying(f"joining {LOBBY_GROUP}", layer.group_add, LOBBY_GROUP, channel)
+    def joined(self) -> None:
         # Joined: what changed while this process was not listening shows on the next tick.
         staleness.mark()
-        await asyncio.sleep(REJOIN_INTERVAL)
 
 
 _listeners = PerLoop(Listener)

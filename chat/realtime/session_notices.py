@@ -12,7 +12,6 @@ re-checks the session (chat/realtime/post_auth.py).
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from chat.realtime import db, post_auth
+from chat.realtime.group_listener import GroupListener
 from chat.realtime.loops import PerLoop
 from chat.realtime.registry import Entry, sockets
 
@@ -29,10 +29,6 @@ logger = logging.getLogger(__name__)
 # A hung layer must not hold up a logout or an admin save for long.
 NOTIFY_TIMEOUT = 2.0
 SESSIONS_GROUP = "sessions"
-# The listener's channel joins its group again every REJOIN_INTERVAL (the list-based Redis layer
-# ends group memberships after a day), and retries after RETRY_INTERVAL while the layer is down.
-REJOIN_INTERVAL = 3600.0
-RETRY_INTERVAL = 5.0
 
 
 def session_digest(session_key: str) -> str:
@@ -72,70 +68,30 @@ def sessions_changed(*, user_pk: Any) -> None:
     transaction.on_commit(lambda: notify(user_pk, {"type": "session.check"}))
 
 
-class Listener:
+class Listener(GroupListener):
     """One event loop's listener for session notices: a channel in SESSIONS_GROUP, open while the loop
     has signed-in room sockets. Each notice goes on to the room sockets of its user here, through the
     layer, so that each socket handles it in order with its other messages."""
 
-    def __init__(self) -> None:
-        self.sockets = 0
-        self.task: asyncio.Task | None = None
+    group = SESSIONS_GROUP
+    name = "session notices"
 
-    def follow(self) -> None:
-        self.sockets += 1
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.listen(), name="session notices")
-
-    def unfollow(self) -> None:
-        self.sockets = max(self.sockets - 1, 0)
-        if not self.sockets and self.task is not None:
-            self.task.cancel()
-            self.task = None
-
-    async def listen(self) -> None:
-        layer = get_channel_layer()
-        channel = await retrying("opening the session notices' channel", layer.new_channel)
-        member = asyncio.ensure_future(stay_in_group(layer, channel))
-        try:
-            while True:
-                event = await retrying("receiving session notices", layer.receive, channel)
-                # A notice for one user ("user"), or for several at once ("users": a message's mentions).
-                users = event["users"] if isinstance(event.get("users"), list) else [event.get("user")]
-                targets = [
-                    target
-                    for user in users
-                    for target in (
-                        *(e.channel for e in sockets.of_user(user)),
-                        *(s.channel_name for s in sockets.lobby_of_user(user)),
-                    )
-                ]
-                for target in targets:
-                    try:
-                        await layer.send(target, event)
-                    except Exception as exc:  # the per-post check still refuses the socket's next post
-                        logger.warning("passing on %s failed: %r", event.get("type"), exc)
-        finally:
-            member.cancel()
+    async def handle(self, layer: Any, event: dict[str, Any]) -> None:
+        # A notice for one user ("user"), or for several at once ("users": a message's mentions).
+        users = event["users"] if isinstance(event.get("users"), list) else [event.get("user")]
+        targets = [
+            target
+            for user in users
+            for target in (
+                *(e.channel for e in sockets.of_user(user)),
+                *(s.channel_name for s in sockets.lobby_of_user(user)),
+            )
+        ]
+        for target in targets:
             try:
-                await layer.group_discard(SESSIONS_GROUP, channel)
-            except Exception as exc:
-                logger.info("leaving %s failed: %r", SESSIONS_GROUP, exc)
-
-
-async def retrying(doing: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """`call(*args)`, tried again every RETRY_INTERVAL while the layer is down."""
-    while True:
-        try:
-            return await call(*args)
-        except Exception as exc:
-            logger.warning("%s failed, retrying: %r", doing, exc)
-            await asyncio.sleep(RETRY_INTERVAL)
-
-
-async def stay_in_group(layer: Any, channel: str) -> None:
-    while True:
-        await retrying(f"joining {SESSIONS_GROUP}", layer.group_add, SESSIONS_GROUP, channel)
-        await asyncio.sleep(REJOIN_INTERVAL)
+                await layer.send(target, event)
+            except Exception as exc:  # the per-post check still refuses the socket's next post
+                logger.warning("passing on %s failed: %r", event.get("type"), exc)
 
 
 _listeners = PerLoop(Listener)
