@@ -497,26 +497,18 @@ def setup_script() -> str:
     """Users with `BENCH_SESSIONS` login sessions each (made as Django's login() stores them), and the rooms."""
     return """
 import os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.middleware.csrf import _get_new_csrf_string
 from chat.models import Room
+from tests.bench.login_sessions import login_session
 prefix = os.environ["BENCH_USERNAME"]
 with transaction.atomic():
     for name in filter(None, os.environ["BENCH_ROOMS"].split(",")):
         Room.objects.get_or_create(name=name)
     User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(int(os.environ["BENCH_USERS"]))])
     for user in User.objects.filter(username__startswith=prefix):
-        keys = []
-        for _ in range(int(os.environ["BENCH_SESSIONS"])):
-            session = SessionStore()
-            session[SESSION_KEY] = str(user.pk)
-            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-            session.create()
-            keys.append(session.session_key)
+        keys = [login_session(user) for _ in range(int(os.environ["BENCH_SESSIONS"]))]
         print("USER=" + user.username + "," + _get_new_csrf_string() + "," + ",".join(keys))
 """
 

@@ -62,14 +62,13 @@ def manage(env: dict[str, str], *args: str, timeout: float = 180) -> str:
 
 SETUP_SCRIPT = """
 import os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from chat import services
 from chat.models import Membership, Room
+from tests.bench.login_sessions import login_session
 user = User.objects.create_user(os.environ["BENCH_USERNAME"])
 for name in filter(None, os.environ["BENCH_ROOMS"].split(",")):
     Room.objects.get_or_create(name=name)
@@ -84,12 +83,7 @@ with transaction.atomic():
     User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(count)])
     receivers = list(User.objects.filter(username__startswith=prefix))
     for receiver in receivers:
-        session = SessionStore()
-        session[SESSION_KEY] = str(receiver.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = receiver.get_session_auth_hash()
-        session.create()
-        print("RECEIVER=" + session.session_key)
+        print("RECEIVER=" + login_session(receiver))
 # Private rooms: made as the new-room form makes them (the sender, their owner, is the first member),
 # with every receiver a member, added in bulk (services.member_add would be a query or two per member).
 for name in filter(None, os.environ.get("BENCH_PRIVATE_ROOMS", "").split(",")):

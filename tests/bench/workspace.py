@@ -63,12 +63,11 @@ CURSOR_RE = re.compile(r'id="sync-after" name="after" value="(\d+)"')
 
 SETUP_SCRIPT = """
 import os
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.middleware.csrf import _get_new_csrf_string
 from chat.models import Room
+from tests.bench.login_sessions import login_session
 prefix, count = os.environ["BENCH_PREFIX"], int(os.environ["BENCH_USERS"])
 with transaction.atomic():
     Room.objects.bulk_create([Room(name=name) for name in os.environ["BENCH_ROOMS"].split(",")])
@@ -76,13 +75,7 @@ with transaction.atomic():
     users = {u.username: u for u in User.objects.filter(username__startswith=prefix)}
     print("CSRFSECRET=" + _get_new_csrf_string())
     for i in range(count):
-        user = users[f"{prefix}{i}"]
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        print("SESSION=" + session.session_key)
+        print("SESSION=" + login_session(users[f"{prefix}{i}"]))
 """
 
 
