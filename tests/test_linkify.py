@@ -1,14 +1,12 @@
 """Links in messages: which text becomes a link, and that nothing hostile gets through the rendering."""
 
 import re
-from html.parser import HTMLParser
-from types import SimpleNamespace
 
 import pytest
-from django.template.loader import render_to_string
 
 from chat.linkify import Segment, segments
 from tests.support.in_process import post_message
+from tests.support.rendered_body import rendered
 
 
 def links(body: str) -> list[str]:
@@ -113,30 +111,6 @@ def test_invisible_and_control_characters_end_a_url(body):
 )
 def test_the_segments_give_the_body_back(body):
     assert "".join(part.text for part in segments(body)) == body
-
-
-class Anchors(HTMLParser):
-    """Every element and attribute the rendered fragment really has, as a browser would parse it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text = ""
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text += data
-
-
-def rendered(body: str) -> Anchors:
-    html = render_to_string("chat/_message_body.html", {"message": SimpleNamespace(body=body)})
-    parser = Anchors()
-    # The file ends with a newline, after the paragraph.
-    parser.feed(html.removesuffix("\n"))
-    parser.close()
-    return parser
 
 
 def test_a_link_is_rendered_with_rel_and_the_rest_stays_text():

@@ -2,49 +2,14 @@
 browser parses what is rendered, and that nothing outside it, nor anything hostile, gets through."""
 
 import re
-from html.parser import HTMLParser
-from types import SimpleNamespace
 
 import pytest
-from django.template.loader import render_to_string
 
 from chat.markup import formatted
+from tests.support.rendered_body import RenderedBody, rendered
 
 
-class Page(HTMLParser):
-    """The elements (with attributes) and the text of a rendered body, as a browser would parse it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text = ""
-        self.inside: dict[str, str] = {}  # tag → the text inside the last one
-        self.open: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        self.open.append(tag)
-        self.inside[tag] = ""
-
-    def handle_endtag(self, tag):
-        if tag in self.open:
-            self.open.remove(tag)
-
-    def handle_data(self, data):
-        self.text += data
-        for tag in self.open:
-            self.inside[tag] += data
-
-
-def rendered(body: str, mentioned=()) -> Page:
-    html = render_to_string("chat/_message_body.html", {"message": SimpleNamespace(body=body, mentioned=mentioned)})
-    page = Page()
-    page.feed(html.removesuffix("\n"))
-    page.close()
-    return page
-
-
-def names(page: Page) -> list[str]:
+def names(page: RenderedBody) -> list[str]:
     return [tag for tag, _ in page.tags]
 
 
