@@ -11,7 +11,7 @@ socket of the process shares, for live messages and catch-up alike.
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -259,6 +259,33 @@ def lobby_rooms(entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) ->
     with timezone.override(zone(zone_name)):
         context = {**lobby_lists(entries), "signed_in": signed_in, "mention_total": sum(e.mentions for e in entries)}
         return render_to_string("chat/oob/_lobby_rooms.html", context)
+
+
+def today(zone_name: str) -> date:
+    """The date in a reader's zone (a lobby entry's time reads "Today …" on it)."""
+    return timezone.localdate(timezone=zone(zone_name))
+
+
+def lobby_changes(change: Any, entries: tuple[Any, ...], *, zone_name: str, signed_in: bool) -> str:
+    """Out-of-band swaps that turn the lists a lobby page shows into `entries`, by a lobby_changes.Change: the
+    items that changed, or a list whole where its change is None."""
+
+    def items(list_change: Any) -> dict[str, Any] | None:
+        if list_change is None:
+            return None
+        top, replaced = [lobby_entry(e) for e in list_change.top], [lobby_entry(e) for e in list_change.replaced]
+        return {"removed": list_change.removed, "top": top, "replaced": replaced}
+
+    with timezone.override(zone(zone_name)):
+        whole = lobby_lists(entries) if change.rooms is None or change.direct is None else {}
+        context = {
+            **whole,
+            "rooms": items(change.rooms),
+            "direct": items(change.direct),
+            "signed_in": signed_in,
+            "mention_total": change.mention_total,
+        }
+        return render_to_string("chat/oob/_lobby_changes.html", context)
 
 
 def lobby_lists(entries: tuple[Any, ...]) -> dict[str, list[SafeString]]:

@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.protection import backpressure  # noqa: E402
 from chat.protection.origins import ExactOriginValidator  # noqa: E402
+from chat.realtime import collector  # noqa: E402
 from chat.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -25,5 +26,6 @@ application = ProtocolTypeRouter(
     }
 )
 
-if "daphne.ws_protocol" in sys.modules:  # served by daphne: bound what a socket may buffer
-    backpressure.install()
+if "daphne.ws_protocol" in sys.modules:  # served by daphne
+    backpressure.install()  # bound what a socket may buffer
+    collector.install()  # thousands of sockets: collect garbage in big steps, never what start-up loaded

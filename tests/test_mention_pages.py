@@ -163,7 +163,7 @@ def test_the_lobby_shows_unread_mentions_per_room_until_it_is_opened(people):
     post(room, people["ann"], "@ben two")
     post(room, people["ann"], "not you")
 
-    entry = re.search(r'<li class="room-entry has-unread">.*?</li>', client.get("/").text, re.S).group(0)
+    entry = re.search(r'<li class="room-entry has-unread" id="lobby-\d+">.*?</li>', client.get("/").text, re.S).group(0)
     assert '<span class="unread">3 new</span>' in entry
     assert '<span class="mentions">@2<span class="visually-hidden"> mentions</span></span>' in entry
 

@@ -8,15 +8,18 @@ it live. A scheduled job per process with lobby sockets reads the lobby when it 
 (1 s): the room list (one query), the rooms' presence counts (one read of the presence store, for the
 rooms whose list this process does not keep current already) and the
 unread and mention counts of every signed-in reader with a lobby socket here (one query each), whatever
-the number of sockets. Each socket whose list differs from the one it shows gets the whole `#rooms`
-list, rendered once per distinct list and time zone: at most one lobby frame per socket per second,
-however busy the rooms. A room's new message, a new room, people coming and going, a room read in
+the number of sockets. Each socket whose lists differ from the ones it shows gets what changed in them
+(chat/realtime/lobby_changes.py: a room with a new message is one item moved to the top, about a
+kilobyte; the lists whole on its first frame, on a new day, or when most of them changed), rendered
+once per distinct change and time zone: at most one lobby frame per socket per second, however busy
+the rooms. A room's new message, a new room, people coming and going, a room read in
 another tab: all show up within a second or two, from any process; while nothing happens, nothing is read.
 """
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -25,7 +28,16 @@ from chat import fragments, selectors
 from chat.accounts.access import may_read_public
 from chat.models import DEFAULT_TIME_ZONE, Room
 from chat.protection import limits
-from chat.realtime import db, lobby_notices, mention_notices, presence, presence_store, session_notices, unread
+from chat.realtime import (
+    db,
+    lobby_changes,
+    lobby_notices,
+    mention_notices,
+    presence,
+    presence_store,
+    session_notices,
+    unread,
+)
 from chat.realtime.consumer_base import PooledDatabaseWebsocketConsumer, layer_forget
 from chat.realtime.registry import sockets
 
@@ -94,6 +106,7 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
         # None: what the page shows is not known, so the next tick sends the list (it may have
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None
+        self.shown_day: date | None = None  # the day in the reader's zone when `shown` was sent
         await self.accept()
         if not may_read_public(user):  # CHAT_PUBLIC_READ=0: visitors get no lobby frame
             await self.close(code=CLOSE_SIGNED_OUT)
@@ -164,7 +177,10 @@ async def tick() -> None:
     personal.update(*(room.members for room in rooms if room.kind != Room.PUBLIC))
     common = entries(rooms, views, {}, None)
     lists: dict[int | None, tuple[Entry, ...]] = {}
-    rendered: dict[tuple[Any, ...], str] = {}  # by the list's identity: one render per distinct list and zone
+    today = {zone_name: fragments.today(zone_name) for zone_name in {socket.zone_name for socket in lobby_sockets}}
+    # One render per distinct change and zone: sockets that showed the same list and now see the same list
+    # share it (lists are compared by identity: a socket keeps the shared list object it was sent).
+    rendered: dict[tuple[Any, ...], str] = {}
     for socket in lobby_sockets:
         user_id = socket.user_id
         if user_id not in personal:
@@ -172,11 +188,19 @@ async def tick() -> None:
         elif (view := lists.get(user_id)) is None:
             view = lists[user_id] = entries(rooms, views, new, user_id, mentioned)
         if view == socket.shown:
+            socket.shown = view  # the same list: shared from now on
             continue
-        key = (id(view), socket.zone_name, user_id is not None)
+        day = today[socket.zone_name]
+        shown = socket.shown if socket.shown_day == day else None  # a new day: the times read otherwise
+        key = (id(shown), id(view), socket.zone_name, user_id is not None)
         if key not in rendered:
-            rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name, signed_in=key[2])
-        socket.shown = view
+            signed_in = key[3]
+            if shown is None:
+                rendered[key] = fragments.lobby_rooms(view, zone_name=socket.zone_name, signed_in=signed_in)
+            else:
+                change = lobby_changes.change(shown, view)
+                rendered[key] = fragments.lobby_changes(change, view, zone_name=socket.zone_name, signed_in=signed_in)
+        socket.shown, socket.shown_day = view, day
         try:
             await socket.send(text_data=rendered[key])
         except Exception:  # closing meanwhile

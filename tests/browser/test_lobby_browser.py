@@ -6,7 +6,16 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.live import log_in, message, open_room, redis_server_running, send, unique, users_in_room
+from tests.support.live import (
+    log_in,
+    message,
+    open_room,
+    redis_server_running,
+    seed_messages,
+    send,
+    unique,
+    users_in_room,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +77,47 @@ def test_the_lobby_follows_new_rooms_posts_people_and_unread_counts_live(new_pag
     expect(message(tab, "three")).to_have_count(1, timeout=LIVE)
     bea.wait_for_timeout(2_500)
     expect(entry(bea, first).locator(".unread")).to_have_count(0)
+
+    assert_reads_as_loaded(bea)
+
+
+def assert_reads_as_loaded(lobby) -> None:
+    """The live lists read exactly as the lobby freshly loaded does: same items, same order, same texts."""
+    fresh = lobby.context.new_page()
+    fresh.goto("/")
+    for items in ("#rooms li.room-entry", "#direct li.room-entry"):
+        expect(lobby.locator(items)).to_have_count(fresh.locator(items).count())
+        assert lobby.locator(items).all_inner_texts() == fresh.locator(items).all_inner_texts()
+        ids = "items => items.map(item => item.id)"
+        assert lobby.locator(items).evaluate_all(ids) == fresh.locator(items).evaluate_all(ids)
+    fresh.close()
+
+
+def test_a_post_sends_the_lobby_only_its_rooms_item_moved_to_the_top(new_page, daphne_server):
+    rooms = [unique(f"older{n}") for n in range(5)]
+    names = [unique("user"), unique("user")]
+    daphne_server.create_users(*names)
+    for room in rooms:  # the first is the oldest: listed below the others
+        seed_messages(daphne_server, room, names[0], 1, body=f"seeded in {room}")
+    bea = new_page()
+    log_in(bea, names[1])
+    frames = []
+    bea.on("websocket", lambda ws: ws.url.endswith("/ws/lobby/") and ws.on("framereceived", lambda f: frames.append(f)))
+    open_lobby(bea)
+    assert entry(bea, rooms[0]).count() == 1
+
+    ada = new_page()
+    log_in(ada, names[0])
+    open_room(ada, rooms[0])
+    send(ada, "up you go")
+    expect(bea.locator("#rooms li.room-entry a").first).to_have_text(rooms[0], timeout=LIVE)
+    expect(entry(bea, rooms[0]).locator(".preview")).to_contain_text("up you go")
+
+    # The frame that moved it held its item only, deleted where it was and put at the top.
+    [moved] = [frame for frame in frames[1:] if "up you go" in frame]
+    assert 'hx-swap-oob="afterbegin:#rooms"' in moved and 'hx-swap-oob="delete"' in moved
+    assert 'id="rooms"' not in moved and moved.count('class="room-entry') == 1
+    assert_reads_as_loaded(bea)
 
 
 def test_the_lobby_without_javascript_as_of_loading(new_page, daphne_server):

@@ -14,6 +14,7 @@ from chat import selectors, services
 from chat.models import ReadMark, Room
 from chat.realtime import lobby, lobby_notices, presence_store
 from tests.support.in_process import message_frame, post_message, session_cookie
+from tests.support.lobby_page import LobbyPage
 
 
 @pytest.fixture
@@ -37,10 +38,10 @@ async def lobby_socket(transactional_db):
         await communicator.disconnect()
 
 
-def rooms_in(frame: str) -> list[dict]:
-    """Each listed room: name, unread, here, author, preview."""
+def rooms_in(items: list[str]) -> list[dict]:
+    """Each listed room (the items of a LobbyPage's list): name, unread, here, author, preview."""
     listed = []
-    for item in re.findall(r'<li class="room-entry.*?</li>', frame, re.S):
+    for item in items:
         unread = re.search(r'class="unread">(\d+) new', item)
         here = re.search(r'class="here">(\d+) here', item)
         preview = re.search(r'<p class="preview"><span class="author">(.*?)</span>: (.*?)</p>', item, re.S)
@@ -57,15 +58,17 @@ def rooms_in(frame: str) -> list[dict]:
 
 
 async def lobby_frames(communicator, seconds: float, until=None) -> list[list[dict]]:
-    """The lists of the lobby frames that arrive within `seconds` (or up to one for which `until` is true)."""
+    """The rooms the page lists after each lobby frame that arrives within `seconds` (or up to one after which
+    `until` is true), each frame applied to what the page shows as htmx applies it."""
+    page = communicator.page = getattr(communicator, "page", None) or LobbyPage()
     lists = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if await communicator.receive_nothing(timeout=min(left, 0.1)):
             continue
         frame = await communicator.receive_from()
-        assert 'id="rooms"' in frame and 'hx-swap-oob="true"' in frame
-        lists.append(rooms_in(frame))
+        assert page.apply(frame), frame
+        lists.append(rooms_in(page.lists["rooms"]))
         if until is not None and until(lists[-1]):
             break
     return lists

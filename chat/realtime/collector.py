@@ -1,0 +1,30 @@
+"""The garbage collector of a process that holds thousands of sockets.
+
+Each open socket keeps a few hundred objects alive (its consumer, scope, tasks, Twisted and autobahn
+protocol state): 8,000 sockets are millions of objects the cyclic collector tracks. With CPython's
+defaults (a young collection every 700 allocations), everything a busy process keeps for more than a
+few milliseconds (a frame waiting in a queue, a group message on its way to a room's members) is
+promoted, and every time the promoted objects reach a quarter of the old generation a full collection
+walks all of them: measured in the workspace bench (tests/bench/workspace.py, 8,000 sockets, one
+process), a full collection every 5 s, each 1.1 s long, and 30 % of a core in the collector. Those
+pauses are also the tail of the message latency.
+
+`install()` (the ASGI entry point, under daphne only) moves what start-up loaded (Django, the
+templates, the URL patterns) out of the collector's sight for good (`gc.freeze()`), and makes the
+young generation large enough that what a busy process keeps for a moment dies young instead of
+being promoted. Objects freed by their reference count, as almost all are, are freed at once
+whatever the thresholds; only cycles wait for a collection.
+"""
+
+import gc
+
+# Young collections every GEN0 allocations (default 700), the middle one every GEN1 of them (default 10);
+# a full collection still runs once the promoted objects reach a quarter of the old generation.
+GEN0 = 50_000
+GEN1 = 20
+
+
+def install() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GEN0, GEN1, gc.get_threshold()[2])
