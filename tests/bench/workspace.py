@@ -44,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ class Tally:
 
 
 def kind_of(text: str) -> str:
-    if 'id="rooms"' in text:
+    if 'id="rooms"' in text or 'id="lobby-' in text:  # the lists whole, or the items that changed
         return "lobby"
     if 'id="message-' in text:
         return "message"
@@ -497,7 +498,8 @@ def phase_figures(run: Run, a: Probe, b: Probe) -> dict[str, Any]:
     return figures
 
 
-async def drive(run: Run, sample) -> dict[str, Any]:
+async def drive(run: Run, sample, profile: Callable[[bool], None] = lambda on: None) -> dict[str, Any]:
+    """Join, settle, the steady state (profiled by `profile(True)` ... `profile(False)`), then idle."""
     args = run.args
     row: dict[str, Any] = {"sockets": len(run.pages)}
     began = time.perf_counter()
@@ -517,8 +519,10 @@ async def drive(run: Run, sample) -> dict[str, Any]:
             timeline.append((round(probe.at - start.at), [round(kib / 1024) for kib in probe.rss_kib]))
 
     watcher = asyncio.create_task(watch_memory())
+    await asyncio.to_thread(profile, True)
     await run.steady(args.steady)
     end = await asyncio.to_thread(sample)
+    await asyncio.to_thread(profile, False)
     await run.drain(args.drain)
     row["steady"] = phase_figures(run, start, end)
     row["rss_timeline_mib"] = timeline
@@ -582,17 +586,26 @@ def run_one(args, *, config: str, app: str, workdir: Path, run_id: str) -> dict[
         started = servers.start_servers(
             app=APPS[app], count=processes, env=env, log_dir=workdir, label=label, backlog=None
         )
-        if args.profile and app == "ours":
-            profilers = servers.start_profilers(started, args.profile, label)
         servers.wait_ready(started)
         run = Run(args, app, [s.port for s in started], workspace, cookies)
 
         def sample() -> Probe:
             return probe(run, started, query_dir, redis_urls[0] if layer else None, db_url)
 
+        def profile(on: bool) -> None:
+            """py-spy on ours' servers for the steady state only (not the joins, not the idle phase)."""
+            nonlocal profilers
+            if not (args.profile and app == "ours"):
+                return
+            if on:
+                profilers = servers.start_profilers(started, args.profile, label)
+            else:
+                servers.stop_profilers(profilers)
+                profilers = []
+
         async def main() -> dict[str, Any]:
             try:
-                return await drive(run, sample)
+                return await drive(run, sample, profile)
             finally:
                 run.close_all()
                 await asyncio.sleep(0.5)
@@ -772,7 +785,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=22, help="the workspace's and the load's random seed (22)")
     add("--quick", action="store_true", help="200 users, 20 rooms, 30 s steady, 20 s idle (for iterating)")
     add("--server-env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the servers")
-    add("--profile", type=Path, metavar="DIR", help="py-spy each of ours' servers into DIR/<config>-ours-<n>.txt")
+    add(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy ours' servers over the steady state: DIR/<config>-ours-<n>.txt",
+    )
     add("--chart", type=Path, default=Path("docs/workspace.png"), help="the PNG chart (docs/workspace.png)")
     add("--no-chart", action="store_true")
     add("--json", type=Path, help="also write every figure to this file")
