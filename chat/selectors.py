@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from chat.id_lists import many
 from chat.models import DEFAULT_TIME_ZONE, DIRECT_PREFIX, Membership, Mention, Message, Profile, ReadMark, Room
 
 PAGE_LENGTH = 50
@@ -243,7 +244,7 @@ def lobby_rooms(*, limit: int = LOBBY_LENGTH, user_ids: set[int] = frozenset()) 
     columns = ("id", "name", "last_activity", "last_author", "last_body", "kind")
     rows = list(listed.filter(kind=Room.PUBLIC).values_list(*columns)[:limit])
     if user_ids:
-        closed = listed.exclude(kind=Room.PUBLIC).filter(memberships__user_id__in=user_ids).distinct()
+        closed = listed.exclude(kind=Room.PUBLIC).filter(memberships__user_id__in=many(user_ids)).distinct()
         rows += list(closed.values_list(*columns)[: limit * max(len(user_ids), 1)])
     members: dict[int, list[tuple[int, str]]] = {}
     closed_ids = [row[0] for row in rows if row[5] != Room.PUBLIC]
@@ -282,7 +283,7 @@ def unread_counts(*, user_ids: set[int], room_ids: list[int]) -> dict[tuple[int,
         .values("n")
     )
     rows = (
-        ReadMark.objects.filter(user_id__in=user_ids, room_id__in=room_ids)
+        ReadMark.objects.filter(user_id__in=many(user_ids), room_id__in=room_ids)
         .annotate(unread=Coalesce(Subquery(newer[:1]), 0))
         .filter(unread__gt=0)
         .values_list("user_id", "room_id", "unread")
@@ -299,7 +300,7 @@ INBOX_LENGTH = 25
 
 def mentions_readable(*, user_ids: set[int] | frozenset[int]) -> QuerySet[Mention]:
     member = Membership.objects.filter(room=OuterRef("room"), user=OuterRef("user"))
-    return Mention.objects.filter(user_id__in=user_ids, message__deleted__isnull=True).filter(
+    return Mention.objects.filter(user_id__in=many(user_ids), message__deleted__isnull=True).filter(
         Q(room__kind=Room.PUBLIC) | Exists(member)
     )
 

@@ -58,6 +58,23 @@ async def test_memory_layer_refuses_a_message_beyond_a_channels_capacity():
     assert [(await layer.receive(channel))["n"] for _ in range(2)] == [1, 2]
 
 
+async def test_memory_layer_group_send_skips_a_full_member_and_reaches_the_others_in_one_step(monkeypatch):
+    layer = SweepingInMemoryChannelLayer(capacity=1)
+    members = [await layer.new_channel() for _ in range(300)]
+    for channel in members:
+        await layer.group_add("room", channel)
+    await layer.send(members[0], {"type": "x", "n": 0})  # its mailbox is full
+    tasks = []
+    real = asyncio.create_task
+    monkeypatch.setattr(asyncio, "create_task", lambda *a, **k: tasks.append(1) or real(*a, **k))
+
+    await layer.group_send("room", {"type": "x", "n": 1})
+
+    assert tasks == []  # no task per member
+    assert (await layer.receive(members[0]))["n"] == 0
+    assert [(await layer.receive(channel))["n"] for channel in members[1:]] == [1] * 299
+
+
 async def test_memory_layer_copies_what_it_sends():
     layer = SweepingInMemoryChannelLayer()
     channel = await layer.new_channel()

@@ -174,6 +174,7 @@ class Page:
         self.task: asyncio.Task | None = None
         self.opened_at = 0.0
         self.closing = False
+        self.reconnecting = False
 
     @property
     def path(self) -> str:
@@ -331,11 +332,15 @@ class Run:
             self.send_failures += 1
 
     async def reconnect(self, page: Page) -> None:
-        page.drop()
-        self.reconnects += 1
-        await asyncio.sleep(self.args.reconnect_delay)
-        page.closing = False
-        await page.open()
+        page.reconnecting = True  # one reconnect at a time: a slow handshake must not get a second socket
+        try:
+            page.drop()
+            self.reconnects += 1
+            await asyncio.sleep(self.args.reconnect_delay)
+            page.closing = False
+            await page.open()
+        finally:
+            page.reconnecting = False
 
     async def steady(self, seconds: float) -> None:
         """Posts at --rate (rooms drawn by size), typing before each, and --reconnect % of sockets a minute."""
@@ -356,7 +361,7 @@ class Run:
                 # Each second, each socket drops with the chance that makes --reconnect % a minute.
                 chance = self.args.reconnect / 100 / 60
                 for page in pages:
-                    if page.ws is not None and not page.closing and self.rng.random() < chance:
+                    if page.ws is not None and not page.reconnecting and self.rng.random() < chance:
                         self.spawn(self.reconnect(page))
                 next_reconnect += 1.0
             await asyncio.sleep(max(0.0, min(next_post, next_reconnect) - (time.monotonic() - started)))
@@ -439,6 +444,7 @@ class Probe:
     cpu: list[float]
     rss_kib: list[int]
     queries: list[int]
+    gc_seconds: list[float]
     redis: int | None
     postgres: tuple[int, int] | None
     frames: Counter
@@ -452,11 +458,13 @@ def probe(run: Run, started: list[servers.Server], query_dir: Path, redis_url: s
         figures = servers.sample([server])
         cpu.append(figures["cpu_s"])
         rss.append(int(figures["rss_kib"]))
+    counts = [servers_query_count(query_dir, server) for server in started]
     return Probe(
         at=time.monotonic(),
         cpu=cpu,
         rss_kib=rss,
-        queries=[servers_query_count(query_dir, server) for server in started],
+        queries=[counted[0] for counted in counts],
+        gc_seconds=[counted[1] for counted in counts],
         redis=redis_calls(redis_url) if redis_url else None,
         postgres=postgres_counters(db_url) if db_url.startswith("postgres") else None,
         frames=Counter(run.tally.frames),
@@ -465,7 +473,7 @@ def probe(run: Run, started: list[servers.Server], query_dir: Path, redis_url: s
     )
 
 
-def servers_query_count(query_dir: Path, server: servers.Server) -> int:
+def servers_query_count(query_dir: Path, server: servers.Server) -> tuple[int, float]:
     from .query_count import read
 
     return read(query_dir, server.process.pid)
@@ -483,6 +491,8 @@ def phase_figures(run: Run, a: Probe, b: Probe) -> dict[str, Any]:
         "cpu_s": cpu,
         "cpu_share": [round(c / seconds, 3) for c in cpu],  # utime + stime / the phase's length, per process
         "cpu_us_per_delivery": round(1e6 * sum(cpu) / deliveries, 1) if deliveries else None,
+        # Of that, in the garbage collector (per process, of one core).
+        "gc_share": [round((y - x) / seconds, 3) for x, y in zip(a.gc_seconds, b.gc_seconds, strict=True)],
         "deliveries": deliveries,
         "rss_kib_start": a.rss_kib,
         "rss_kib_end": b.rss_kib,
@@ -647,6 +657,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "delivered",
         "missing/dup/out of order",
         "CPU per process",
+        "of it GC",
         "CPU us/deliv",
         "RSS MiB start→end",
         "frames/socket/min msg/pres/typ/lobby/status/other",
@@ -671,6 +682,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                 "-" if row["delivered_ratio"] is None else f"{row['delivered_ratio'] * 100:.2f}%",
                 f"{row['missing']}/{row['duplicates']}/{row['pages_out_of_order']}",
                 "/".join(f"{c * 100:.0f}%" for c in s["cpu_share"]),
+                "/".join(f"{c * 100:.0f}%" for c in s["gc_share"]),
                 fmt(s["cpu_us_per_delivery"]),
                 f"{kib_to_mib(s['rss_kib_start'])}→{kib_to_mib(s['rss_kib_end'])} ({'/'.join(growth)})",
                 "/".join(f"{s['frames_per_socket_min'][k]:g}" for k in KINDS),
