@@ -4,21 +4,22 @@ messages are new to them and how many of those mention them.
 
 The page renders the list (right without JavaScript, as of loading); a socket at `/ws/lobby/` keeps
 it live. A scheduled job per process with lobby sockets reads the lobby when it may have changed
-(chat/realtime/lobby_notices.py: a change anywhere notifies every process), at most once every TICK
-(1 s): the room list (one query), the rooms' presence counts (one read of the presence store, for the
-rooms whose list this process does not keep current already) and the
-unread and mention counts of every signed-in reader with a lobby socket here (one query each), whatever
-the number of sockets. Each socket whose lists differ from the ones it shows gets what changed in them
-(chat/realtime/lobby_changes.py: a room with a new message is one item moved to the top, about a
-kilobyte; the lists whole on its first frame, on a new day, or when most of them changed), rendered
-once per distinct change and time zone: at most one lobby frame per socket per second, however busy
-the rooms. A room's new message, a new room, people coming and going, a room read in
-another tab: all show up within a second or two, from any process; while nothing happens, nothing is read.
+(chat/realtime/lobby_notices.py: a change anywhere notifies every process) and a socket may be sent
+something: the room list (one query), the rooms' presence counts (one read of the presence store, for
+the rooms whose list this process does not keep current already) and the unread and mention counts of
+every signed-in reader with a lobby socket here (one query each), whatever the number of sockets. Each
+socket whose lists differ from the ones it shows gets what changed in them (chat/realtime/
+lobby_changes.py: a room with a new message is one item moved to the top, about a kilobyte; the lists
+whole on its first frame, on a new day, or when most of them changed), rendered once per distinct
+change and time zone, at most one frame every GAP (3) seconds: a change after a quiet spell shows
+within a second, while rooms are busy every 3 s shows what changed meanwhile, from any process. While
+nothing happens, nothing is read.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -44,6 +45,9 @@ from chat.realtime.registry import sockets
 logger = logging.getLogger(__name__)
 
 TICK = 1.0
+# At most one frame per lobby socket every GAP seconds: while rooms are busy, a lobby shows what changed in
+# the last GAP seconds in one frame; the first change after a quiet GAP goes on the next TICK.
+GAP = 3.0
 CLOSE_SIGNED_OUT = 4401  # as the room socket's: htmx does not retry these
 CLOSE_TOO_MANY_SOCKETS = 4429
 
@@ -107,6 +111,8 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
         # changed between the page load and this connect).
         self.shown: tuple[Entry, ...] | None = None
         self.shown_day: date | None = None  # the day in the reader's zone when `shown` was sent
+        self.outdated = True  # not sent the lobby's last reading yet
+        self.due = 0.0  # (monotonic) when its next frame may go: GAP after its last
         await self.accept()
         if not may_read_public(user):  # CHAT_PUBLIC_READ=0: visitors get no lobby frame
             await self.close(code=CLOSE_SIGNED_OUT)
@@ -150,47 +156,97 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
         await self.close(code=CLOSE_SIGNED_OUT)
 
 
+@dataclass
+class Reading:
+    """The lobby as this process last read it: what every socket's lists are made from until the next change."""
+
+    rooms: list[selectors.LobbyRoom]
+    views: dict[str, presence_store.View]
+    new: dict[tuple[int, int], int]
+    mentioned: dict[tuple[int, int], int]
+    user_ids: set[int]  # the readers whose counts were read
+    lists: dict[int | None, tuple[Entry, ...]] = field(default_factory=dict)  # by reader: built once per reading
+
+    def __post_init__(self) -> None:
+        # Most readers see the same list: every public room, nothing new to them, no room of their own. It is
+        # built once; only a reader with counts or private rooms and conversations gets a list of their own.
+        self.personal = {user for user, _ in self.new} | {user for user, _ in self.mentioned}
+        self.personal.update(*(room.members for room in self.rooms if room.kind != Room.PUBLIC))
+        self.common = entries(self.rooms, self.views, {}, None)
+
+    def view(self, user_id: int | None) -> tuple[Entry, ...]:
+        if user_id not in self.personal:
+            return self.common
+        if (view := self.lists.get(user_id)) is None:
+            view = self.lists[user_id] = entries(self.rooms, self.views, self.new, user_id, self.mentioned)
+        return view
+
+
+class Readings:
+    """This process's last reading of the lobby."""
+
+    def __init__(self) -> None:
+        self.last: Reading | None = None
+
+    async def read(self, lobby_sockets: list[Any]) -> Reading:
+        user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
+        if user_ids:
+            # What this process's open rooms have shown is written first: a message that arrived in a room the
+            # reader has open here never shows as new, whichever job ran first.
+            await unread.positions.flush()
+        rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
+        # The lists this process's presence keeps current serve as they are: only the other rooms are read.
+        views = presence.tracker.current_views([room.name for room in rooms])
+        views.update(await presence_store.views([room.name for room in rooms if room.name not in views]))
+        room_ids = [r.id for r in rooms]
+        new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=room_ids)
+        mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=room_ids)
+        self.last = Reading(rooms, views, new, mentioned, user_ids)
+        return self.last
+
+    def reset(self) -> None:
+        self.last = None
+
+
+readings = Readings()
+
+
 def active() -> bool:
-    return bool(sockets.lobby()) and lobby_notices.staleness.stale
+    lobby_sockets = sockets.lobby()
+    return bool(lobby_sockets) and (lobby_notices.staleness.stale or any(s.outdated for s in lobby_sockets))
 
 
 async def tick() -> None:
-    """Send each lobby socket of this process the list, if it shows another (a scheduled job, every TICK while
-    the lobby is stale)."""
+    """Send each lobby socket of this process what changed in its lists, if anything did and its GAP is over (a
+    scheduled job, every TICK while the lobby is stale or a socket has not been sent the last reading)."""
     lobby_sockets = sockets.lobby()
-    if not lobby_sockets or not lobby_notices.staleness.take():
-        return
-    user_ids = {socket.user_id for socket in lobby_sockets if socket.user_id}
-    if user_ids:
-        # What this process's open rooms have shown is written first: a message that arrived in a room the
-        # reader has open here never shows as new, whichever job ran first.
-        await unread.positions.flush()
-    rooms = await db.reads(selectors.lobby_rooms)(user_ids=user_ids)
-    # The lists this process's presence keeps current serve as they are: only the other rooms are read.
-    views = presence.tracker.current_views([room.name for room in rooms])
-    views.update(await presence_store.views([room.name for room in rooms if room.name not in views]))
-    new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
-    mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=[r.id for r in rooms])
-    # Most readers see the same list: every public room, nothing new to them, no room of their own. It is
-    # built once; only a reader with counts or private rooms and conversations gets a list of their own.
-    personal = {user for user, _ in new} | {user for user, _ in mentioned}
-    personal.update(*(room.members for room in rooms if room.kind != Room.PUBLIC))
-    common = entries(rooms, views, {}, None)
-    lists: dict[int | None, tuple[Entry, ...]] = {}
-    today = {zone_name: fragments.today(zone_name) for zone_name in {socket.zone_name for socket in lobby_sockets}}
+    now = time.monotonic()
+    due = [socket for socket in lobby_sockets if socket.due <= now]
+    if not due:
+        return  # nobody may be sent anything yet: the lobby is read when someone may
+    reading = readings.last
+    unread_unknown = (
+        any(s.outdated and s.user_id and s.user_id not in reading.user_ids for s in due) if reading else True
+    )
+    if lobby_notices.staleness.take() or unread_unknown:
+        reading = await readings.read(lobby_sockets)
+        for socket in lobby_sockets:
+            socket.outdated = True
+    today: dict[str, date] = {}
     # One render per distinct change and zone: sockets that showed the same list and now see the same list
     # share it (lists are compared by identity: a socket keeps the shared list object it was sent).
     rendered: dict[tuple[Any, ...], str] = {}
-    for socket in lobby_sockets:
+    for socket in due:
+        if not socket.outdated:
+            continue
+        socket.outdated = False
         user_id = socket.user_id
-        if user_id not in personal:
-            view = common
-        elif (view := lists.get(user_id)) is None:
-            view = lists[user_id] = entries(rooms, views, new, user_id, mentioned)
+        view = reading.view(user_id)
         if view == socket.shown:
             socket.shown = view  # the same list: shared from now on
             continue
-        day = today[socket.zone_name]
+        if (day := today.get(socket.zone_name)) is None:
+            day = today[socket.zone_name] = fragments.today(socket.zone_name)
         shown = socket.shown if socket.shown_day == day else None  # a new day: the times read otherwise
         key = (id(shown), id(view), socket.zone_name, user_id is not None)
         if key not in rendered:
@@ -200,7 +256,7 @@ async def tick() -> None:
             else:
                 change = lobby_changes.change(shown, view)
                 rendered[key] = fragments.lobby_changes(change, view, zone_name=socket.zone_name, signed_in=signed_in)
-        socket.shown, socket.shown_day = view, day
+        socket.shown, socket.shown_day, socket.due = view, day, now + GAP
         try:
             await socket.send(text_data=rendered[key])
         except Exception:  # closing meanwhile

@@ -50,5 +50,6 @@ def reset() -> None:
         concern.reset()
     presence_store.backends.reset()
     access.public_rooms.reset()
+    lobby.readings.reset()
     fragments.rendered.clear()
     fragments.lobby_entries.clear()

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.live import (
+    LOBBY_LIVE,
     log_in,
     message,
     open_room,
@@ -19,7 +20,7 @@ from tests.support.live import (
 
 pytestmark = pytest.mark.browser
 
-LIVE = 4_000  # ms: the lobby reads once a second; a margin for a busy machine
+LIVE = LOBBY_LIVE
 
 
 def entry(page, room):

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_accessibility import violations
-from tests.support.live import LIVE, log_in, open_room, send, unique
+from tests.support.live import LIVE, LOBBY_LIVE, log_in, open_room, send, unique
 
 pytestmark = pytest.mark.browser
 
@@ -48,8 +48,8 @@ def test_a_person_in_another_room_gets_the_notice_opens_it_and_lands_on_the_mess
     expect(notice).to_have_count(1, timeout=LIVE)
     expect(lobby.locator("#notices .notice")).to_have_count(1, timeout=LIVE)
     entry = lobby.locator("#rooms .room-entry", has=lobby.get_by_role("link", name=room, exact=True))
-    expect(entry.locator(".mentions")).to_have_text("@1 mention", timeout=LIVE)
-    expect(lobby).to_have_title("(1) Lobby · Chat", timeout=LIVE)
+    expect(entry.locator(".mentions")).to_have_text("@1 mention", timeout=LOBBY_LIVE)
+    expect(lobby).to_have_title("(1) Lobby · Chat", timeout=LOBBY_LIVE)
     expect(writer.locator("#notices")).to_have_count(1)  # the writer's own page: no notice of their own
     expect(writer.locator("#notices .notice")).to_have_count(0)
 
@@ -61,8 +61,8 @@ def test_a_person_in_another_room_gets_the_notice_opens_it_and_lands_on_the_mess
     expect(target.locator("a.mention")).to_have_attribute("href", f"/dm/{reader}/")
     expect(target).to_be_in_viewport()
     # Seen: the lobby's count and title clear live, and the notice does not come back on a reload.
-    expect(entry.locator(".mentions")).to_have_count(0, timeout=LIVE)
-    expect(lobby).to_have_title("Lobby · Chat", timeout=LIVE)
+    expect(entry.locator(".mentions")).to_have_count(0, timeout=LOBBY_LIVE)
+    expect(lobby).to_have_title("Lobby · Chat", timeout=LOBBY_LIVE)
     lobby.reload()
     expect(lobby.locator("#notices .notice")).to_have_count(0)
     # The inbox keeps it: linked from the header, accessible.

@@ -384,6 +384,7 @@ def open_room(page: Any, room: str, timeout: float = 5.0) -> Any:
 
 
 LIVE = 2_000  # ms: how soon a message must show up in the other pages
+LOBBY_LIVE = 6_000  # ms: a lobby socket gets a frame at most every 3 s (chat/realtime/lobby.py GAP)
 QUIET = 500  # ms: how long to watch for something that must not happen
 
 
