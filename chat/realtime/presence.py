@@ -124,6 +124,11 @@ class Presence:
                 found[name] = room.view
         return found
 
+    def people(self, name: str) -> int:
+        """How many people the room's list last showed (0 before its first read), as this process knows it."""
+        room = self.rooms.get(name)
+        return room.view.count if room is not None and room.view is not None else 0
+
     def active(self) -> bool:
         """Runs while this process has a room socket, or a last leave still to announce or write down."""
         return bool(len(sockets) or self.to_announce or self.to_remove or self.lost)

@@ -8,6 +8,11 @@ their messages, as a `chat.typing` group event. Each process keeps, in memory, w
 in each of its rooms: a typist is shown for SHOWN_FOR seconds after their last notice, or until
 their message arrives. Every TICK each process sends `#typing` to those of its sockets whose view
 changed; it never names the socket's own user.
+
+In a room with more than MAX_PEOPLE people here, nobody's typing is relayed, as in Zulip, whose help says
+"Typing notifications are not shown in channels with more than 100 subscribers": in a crowd, "someone
+is typing" before every message says nothing, and it costs a frame per person for each message (as
+many frames as the messages themselves).
 """
 
 import logging
@@ -18,6 +23,7 @@ from channels.layers import get_channel_layer
 
 from chat import fragments
 from chat.models import room_group_name
+from chat.realtime import presence
 from chat.realtime.registry import Entry, sockets
 from chat.realtime.scheduler import scheduler
 
@@ -30,6 +36,7 @@ NOTICE_GAP = 2.0
 SHOWN_FOR = 4.5
 TICK = 0.5
 JOB = "typing"
+MAX_PEOPLE = 100  # people in the room's presence list
 
 
 def is_notice(data: dict[str, Any]) -> bool:
@@ -49,6 +56,8 @@ class Typing:
         """A user is typing: tell the room, unless they are anonymous or told it within NOTICE_GAP."""
         user = socket.scope.get("user")
         if user is None or not user.is_authenticated:
+            return
+        if presence.tracker.people(socket.room_name) > MAX_PEOPLE:
             return
         key = (socket.room_name, user.get_username())
         now = time.monotonic()

@@ -6,6 +6,7 @@ import json
 import re
 import time
 
+import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
@@ -154,3 +155,19 @@ async def test_a_flood_of_typing_markers_is_dropped_quietly_and_still_relayed_at
     assert await ada.receive_nothing(timeout=0.3)  # no error frames for the typist
     await ada.send_to(text_data=message_frame("still here"))
     assert any("still here" in frame for frame in await frames_until(ada, "still here"))
+
+
+@pytest.mark.presence
+async def test_nobody_s_typing_is_relayed_in_a_room_of_more_than_max_people(connect, alice, bob, monkeypatch):
+    monkeypatch.setattr(typing_notices, "MAX_PEOPLE", 2)
+    ada = await connect("general", alice)
+    bobs = await connect("general", bob)
+    await ada.send_to(text_data=TYPING)
+    assert (await typing_frames(bobs, 1.0, until="alice is typing…"))[-1:] == ["alice is typing…"]
+    await typing_frames(bobs, 6.0, until="")  # cleared
+
+    await connect("general")  # a third person: the room is now a crowd
+    assert "1 reader not signed in" in (await frames_until(bobs, "reader not signed in", 3.0))[-1]
+    await ada.send_to(text_data=TYPING)
+
+    assert await typing_frames(bobs, 1.5) == []
