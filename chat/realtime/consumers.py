@@ -165,6 +165,7 @@ class ChatConsumer(
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        layer_watch.watch.busy()
         # Typing markers (small, frequent) have an allowance of their own: a person typing quickly must not
         # spend the posts' allowance on them. Over it they are dropped without a word.
         if text_data is not None and len(text_data) <= TYPING_FRAME_CHARS and typing_notices.MARKER in text_data:
@@ -294,6 +295,7 @@ class ChatConsumer(
     async def chat_message(self, event: dict[str, Any]) -> None:
         """A new message for the room. Seqs go 1, 2, 3… per room: one shown already is skipped,
         and a gap means a broadcast was lost, so what is missing comes from the database."""
+        layer_watch.watch.busy()
         # Its author is no longer typing: the page's #typing goes in the message's own frame.
         typing = typing_notices.typists.message_arrived(self, event)
         seq = event["seq"]

@@ -90,3 +90,40 @@ async def test_sockets_whose_join_failed_are_joined_once_the_layer_answers(
 
     for reader in readers:
         assert "everyone hears this" in "".join(await frames_until(reader, "everyone hears this", 5))
+
+
+async def test_a_quiet_process_probes_the_layer_every_half_minute_and_a_busy_one_every_tick(monkeypatch):
+    class Layer:
+        async def new_channel(self):
+            return "probe!1"
+
+    probes = []
+
+    async def probe(layer, channel):
+        probes.append(channel)
+        return True
+
+    monkeypatch.setattr(layer_watch, "get_channel_layer", Layer)
+    monkeypatch.setattr(layer_watch, "probe", probe)
+    clock = [1000.0]
+    monkeypatch.setattr(layer_watch, "clock", lambda: clock[0])
+    watch = layer_watch.LayerWatch()
+
+    def ticks(seconds: float) -> list:
+        async def run():
+            for _ in range(int(seconds / layer_watch.PROBE_INTERVAL)):
+                clock[0] += layer_watch.PROBE_INTERVAL
+                await watch.tick()
+
+        probes.clear()
+        return run()
+
+    await ticks(60)  # nothing sent or delivered: a probe every 30 s
+    assert len(probes) == 60 / layer_watch.QUIET_PROBE_INTERVAL
+    watch.busy()  # a post, a typing marker or a delivery
+    await ticks(layer_watch.QUIET_AFTER)
+    assert len(probes) == layer_watch.QUIET_AFTER / layer_watch.PROBE_INTERVAL
+    watch.failures = 1  # a failed probe: probed again at once
+    clock[0] += 100
+    await ticks(layer_watch.PROBE_INTERVAL)
+    assert len(probes) == 1
