@@ -106,6 +106,7 @@ class LobbyConsumer(mention_notices.MentionEvents, session_notices.SessionEvents
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.user_id = user.pk if user is not None and user.is_authenticated else None
+        self.username = user.get_username() if self.user_id else ""
         self.zone_name = self.scope.get("time_zone") or DEFAULT_TIME_ZONE  # from the handshake's session
         # None: what the page shows is not known, so the next tick sends the list (it may have
         # changed between the page load and this connect).
@@ -165,9 +166,18 @@ class Reading:
     new: dict[tuple[int, int], int]
     mentioned: dict[tuple[int, int], int]
     user_ids: set[int]  # the readers whose counts were read
+    usernames: dict[int, str] = field(default_factory=dict)  # theirs
     lists: dict[int | None, tuple[Entry, ...]] = field(default_factory=dict)  # by reader: built once per reading
 
     def __post_init__(self) -> None:
+        # A room the reader has open, in a tab on any process, has nothing new to them: its read mark is written
+        # by that tab's process a moment later (chat/realtime/unread.py), which would show "1 new" meanwhile.
+        here = {room.id: set(self.views[room.name].names) for room in self.rooms if room.name in self.views}
+        self.new = {
+            (user, room): n
+            for (user, room), n in self.new.items()
+            if self.usernames.get(user) not in here.get(room, ())
+        }
         # Most readers see the same list: every public room, nothing new to them, no room of their own. It is
         # built once; only a reader with counts or private rooms and conversations gets a list of their own.
         self.personal = {user for user, _ in self.new} | {user for user, _ in self.mentioned}
@@ -201,7 +211,8 @@ class Readings:
         room_ids = [r.id for r in rooms]
         new = await db.reads(selectors.unread_counts)(user_ids=user_ids, room_ids=room_ids)
         mentioned = await db.reads(selectors.mention_counts)(user_ids=user_ids, room_ids=room_ids)
-        self.last = Reading(rooms, views, new, mentioned, user_ids)
+        usernames = {socket.user_id: socket.username for socket in lobby_sockets if socket.user_id}
+        self.last = Reading(rooms, views, new, mentioned, user_ids, usernames)
         return self.last
 
     def reset(self) -> None:

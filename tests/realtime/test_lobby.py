@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from chat import selectors, services
 from chat.models import ReadMark, Room
-from chat.realtime import lobby, lobby_notices, presence_store
+from chat.realtime import lobby, lobby_notices, presence_store, unread
 from tests.support.in_process import message_frame, post_message, session_cookie
 from tests.support.lobby_page import LobbyPage
 
@@ -275,3 +275,22 @@ async def test_the_lobby_reads_presence_only_for_rooms_this_process_does_not_fol
 
     assert [(room["name"], room["here"]) for room in latest] == [("followed", 1), ("other", 0)]
     assert asked and asked[-1] == ["other"]
+
+
+@pytest.mark.presence
+async def test_a_room_open_in_a_tab_on_another_process_never_shows_as_new_meanwhile(
+    lobby_socket, connect, alice, bob, monkeypatch
+):
+    room = await database_sync_to_async(Room.objects.create)(name="general")
+    await post(room, bob, "hi")
+    await connect("general", alice, cursor=0)
+    alices_lobby = await lobby_socket(alice)
+    assert (await lobby_frames(alices_lobby, NEXT, until=lambda rooms: rooms[0]["here"] == 1))[-1][0]["here"] == 1
+    # Her tab's process writes her read mark a moment later than this one reads the lobby: here, never.
+    monkeypatch.setattr(unread.positions, "advanced", lambda socket: None)
+
+    await post(room, bob, "while alice reads it elsewhere")
+
+    latest = await lobby_frames(alices_lobby, NEXT, until=lambda rooms: "elsewhere" in rooms[0]["preview"])
+    assert latest[-1][0]["preview"] == "while alice reads it elsewhere"
+    assert all(rooms[0]["unread"] == 0 for rooms in latest)
