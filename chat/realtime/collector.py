@@ -13,10 +13,17 @@ pauses are also the tail of the message latency.
 templates, the URL patterns) out of the collector's sight for good (`gc.freeze()`), and makes the
 young generation large enough that what a busy process keeps for a moment dies young instead of
 being promoted. Objects freed by their reference count, as almost all are, are freed at once
-whatever the thresholds; only cycles wait for a collection.
+whatever the thresholds; only cycles wait for a collection, and with few promotions a full one is
+rare. So `install()` also breaks the biggest cycle a closed socket leaves: autobahn resolves a
+protocol's `is_closed` Deferred with the protocol itself, which kept each closed connection (its
+transport, buffers, queue) until a full collection; the workspace bench's reconnects grew a process
+by 10 % in 3 minutes. Once the connection is lost, the Deferred lets go of it (nothing in daphne
+waits on `is_closed`). Left: Twisted's HTTP channel and request of the handshake point at each other
+(~23 small objects per socket, freed by the next full collection).
 """
 
 import gc
+from typing import Any
 
 # Young collections every GEN0 allocations (default 700), the middle one every GEN1 of them (default 10);
 # a full collection still runs once the promoted objects reach a quarter of the old generation.
@@ -28,3 +35,25 @@ def install() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GEN0, GEN1, gc.get_threshold()[2])
+    release_closed_protocols()
+
+
+def release_closed_protocols() -> None:
+    """After a socket's connection is lost, its `is_closed` Deferred no longer holds the protocol (idempotent)."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    connection_lost = WebSocketProtocol.connectionLost
+    if getattr(connection_lost, "releases_protocol", False):
+        return
+
+    def connection_lost_releasing(self: Any, reason: Any) -> None:
+        try:
+            connection_lost(self, reason)
+        finally:
+            closed = getattr(self, "is_closed", None)
+            if getattr(closed, "called", False) and getattr(closed, "result", None) is self:
+                closed.result = None
+
+    connection_lost_releasing.releases_protocol = True  # type: ignore[attr-defined]
+    connection_lost_releasing.__wrapped__ = connection_lost  # type: ignore[attr-defined]
+    WebSocketProtocol.connectionLost = connection_lost_releasing

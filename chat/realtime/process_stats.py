@@ -3,11 +3,13 @@
 `GET /internal/process-stats/` answers 404 unless `CHAT_BENCH_STATS=1` (off by default; only
 tests/bench sets it). It shows counts, never names or contents: how many sockets, rooms, users,
 presence members, typists, followed seqs, shared reads, read positions, rendered fragments, layer
-channels and groups, scheduled jobs and local limit counters this one process holds. A bench reads it
+channels and groups, scheduled jobs and local limit counters this one process holds, and its garbage
+collector's generations (`?collect=2` runs a full collection first and says how many objects it freed). A bench reads it
 on every process to see that each stays bounded under load and returns to zero once the sockets close.
 """
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -57,6 +59,18 @@ def snapshot() -> dict[str, Any]:
         "layer": layer_sizes(),
         "counters": local_socket_counters(),
         "tasks": running_tasks(),
+        "gc": collector_stats(),
+    }
+
+
+def collector_stats() -> dict[str, Any]:
+    """The garbage collector's generations: objects waiting in each, collections run and objects they freed."""
+    stats = gc.get_stats()
+    return {
+        "pending": list(gc.get_count()),
+        "frozen": gc.get_freeze_count(),
+        "collections": [generation["collections"] for generation in stats],
+        "collected": [generation["collected"] for generation in stats],
     }
 
 
@@ -96,4 +110,8 @@ def local_socket_counters() -> dict[str, int] | None:
 async def process_stats(request: HttpRequest) -> JsonResponse:
     if not settings.CHAT_BENCH_STATS:
         raise Http404
-    return JsonResponse(snapshot())
+    # ?collect=N: a collection of generations 0 to N first (2: a full one, which stops the process for as long
+    # as it takes), and how many objects it freed.
+    generation = request.GET.get("collect")
+    freed = gc.collect(int(generation)) if generation in ("0", "1", "2") else None
+    return JsonResponse({**snapshot(), "freed_now": freed})
