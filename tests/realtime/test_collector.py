@@ -44,11 +44,21 @@ def test_autobahn_still_resolves_is_closed_with_the_protocol():
     assert "txaio.resolve(self.is_closed, self)" in inspect.getsource(WebSocketProtocol)
 
 
+def test_daphne_still_hands_the_connection_over_in_process():
+    """Canary: `release_upgraded_handshakes` takes a request whose `transport` is None after `process()` as upgraded
+    (checked against daphne 4.2): if this changes, re-read WebRequest.process before keeping the wrapper."""
+    from daphne.http_protocol import WebRequest
+
+    source = inspect.getsource(inspect.unwrap(WebRequest.process))
+    assert "transport, self.transport = self.transport, None" in source
+    assert "yield" not in source.split("# Is it WebSocket? IS IT?!")[1].split("# Boring old HTTP.")[0]
+
+
 @pytest.mark.slow
 def test_sockets_dropped_and_reopened_leave_little_for_a_full_collection(live_server_factory):
-    """Against daphne: a socket dropped without a close (as phones do) no longer leaves its protocol, transport,
-    buffers and queue in a cycle for a full collection: ~43 objects per socket before, ~23 now (what is left is
-    Twisted's HTTP channel and request of the handshake, which point at each other)."""
+    """Against daphne: a socket dropped without a close (as phones do) leaves nothing much in a cycle for a full
+    collection: ~43 objects per socket with its protocol, transport, buffers and queue; ~23 with Twisted's HTTP
+    channel and daphne's request of the handshake, which pointed at each other; under 1 now."""
     server = live_server_factory(CHAT_BENCH_STATS="1")
     host, port, rounds, dropped = "127.0.0.1", server.port, 5, 60
 
@@ -74,7 +84,7 @@ def test_sockets_dropped_and_reopened_leave_little_for_a_full_collection(live_se
         await asyncio.sleep(2)  # daphne lets go of each application
         assert (await asyncio.to_thread(stats))["sockets"]["room"] == dropped
         freed = (await asyncio.to_thread(stats, "?collect=2"))["freed_now"]
-        assert freed < 32 * rounds * dropped, freed
+        assert freed < 4 * rounds * dropped, freed
         for ws in pages:
             ws.writer.transport.abort()
 
