@@ -94,5 +94,4 @@ def release_handshake(request: Any) -> None:
     connection = channel.transport
     if getattr(connection, "producer", None) is channel:
         connection.unregisterProducer()
-    channel.setTimeout(None)
     channel.requests[:] = [other for other in channel.requests if other is not request]
