@@ -78,6 +78,9 @@ def test_the_lobby_follows_new_rooms_posts_people_and_unread_counts_live(new_pag
     expect(message(tab, "three")).to_have_count(1, timeout=LIVE)
     bea.wait_for_timeout(2_500)
     expect(entry(bea, first).locator(".unread")).to_have_count(0)
+    # The post itself reaches the lobby within a gap (its tab was just sent the cleared count).
+    expect(entry(bea, first).locator(".preview")).to_contain_text("three", timeout=LIVE)
+    expect(entry(bea, first).locator(".unread")).to_have_count(0)
 
     assert_reads_as_loaded(bea)
 
